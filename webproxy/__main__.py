@@ -1,0 +1,5 @@
+"""`python -m webproxy`: the same as the `webproxy` command."""
+
+from webproxy.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,35 @@
+"""webproxy's own error tree; third-party errors are translated into it at the edges."""
+
+from __future__ import annotations
+
+
+class WebProxyError(Exception):
+    """Base of every error webproxy raises on purpose."""
+
+
+class ConfigError(WebProxyError):
+    """The configuration has problems; one `key: problem` line each."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+class BodyTooLarge(WebProxyError):
+    """The client's request body passed the configured limit while being streamed."""
+
+
+class UpstreamError(WebProxyError):
+    """The upstream (Finesse) could not give an answer."""
+
+
+class UpstreamUnavailable(UpstreamError):
+    """The upstream refused or dropped the connection."""
+
+
+class UpstreamTimeout(UpstreamError, TimeoutError):
+    """The upstream took longer than the configured timeout."""
+
+
+class StoreUnavailable(WebProxyError):
+    """The cache store (Redis) did not answer in time or at all."""
