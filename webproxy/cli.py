@@ -1,0 +1,204 @@
+"""The `webproxy` command: serve, sim, demo, cache clear rest, cache stats, check-config."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import replace
+
+from webproxy import __version__
+from webproxy.config import Address, ConfigError, Settings, load_settings, parse_address
+from webproxy.logs import configure_logging
+from webproxy.server import Listeners, run_until_stopped, start_proxy
+
+DEMO_USER = ("10001", "finesse")
+DEMO_TEAM = "5000"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="webproxy", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"webproxy {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the proxy")
+    serve.add_argument("--config", help="TOML config file")
+    serve.add_argument("--upstream", dest="upstream.url", help="Finesse base URL")
+    serve.add_argument("--listen", dest="server.listen", help="proxy HOST:PORT")
+    serve.add_argument("--admin-listen", dest="admin.listen", help="admin HOST:PORT")
+    serve.add_argument("--store", dest="store.backend", choices=("memory", "redis"))
+    serve.add_argument("--redis-url", dest="store.redis_url")
+    serve.add_argument("--workers", dest="server.workers", type=int)
+
+    sim = commands.add_parser("sim", help="run the bundled Finesse simulator")
+    sim.add_argument("--listen", default="127.0.0.1:8082", help="HOST:PORT (127.0.0.1:8082)")
+    sim.add_argument("--latency-ms", type=float, default=0.0, help="added to every API answer")
+    sim.add_argument("--data", help="JSON file of teams and users (see webproxy.sim)")
+
+    demo = commands.add_parser("demo", help="the simulator and the proxy together")
+    demo.add_argument("--listen", default="127.0.0.1:8080", help="proxy HOST:PORT")
+    demo.add_argument("--sim-listen", default="127.0.0.1:8082", help="simulator HOST:PORT")
+    demo.add_argument("--admin-listen", default="127.0.0.1:9901", help="admin HOST:PORT")
+
+    cache = commands.add_parser("cache", help="talk to a running proxy's admin API")
+    cache_commands = cache.add_subparsers(dest="cache_command", required=True)
+    clear = cache_commands.add_parser("clear", help="clear cached entries")
+    clear.add_argument("what", choices=("rest",), help="rest: the REST API cache")
+    clear.add_argument("--team", help="only this team's entries")
+    clear.add_argument("--resource", help="only this resource (ChatConfig, TeamResource, ...)")
+    stats = cache_commands.add_parser("stats", help="entries, bytes and hit ratio")
+    for sub in (clear, stats):
+        sub.add_argument("--admin-url", default="http://127.0.0.1:9901")
+        sub.add_argument("--token", help="admin token (default: $WEBPROXY_ADMIN_TOKEN)")
+
+    check = commands.add_parser("check-config", help="validate a config file")
+    check.add_argument("file")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    match args.command:
+        case "serve":
+            return serve(args)
+        case "sim":
+            return sim(args)
+        case "demo":
+            return demo(args)
+        case "cache":
+            return cache(args)
+        case "check-config":
+            return check_config(args.file)
+    raise AssertionError(args.command)
+
+
+def serve(args: argparse.Namespace) -> int:
+    flags = {key: value for key, value in vars(args).items() if "." in key}
+    try:
+        settings = load_settings(args.config, os.environ, flags)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    configure_logging(settings.log)
+    asyncio.run(run_until_stopped(lambda listeners: _announce(settings, listeners)))
+    return 0
+
+
+async def _announce(settings: Settings, listeners: Listeners) -> None:
+    await start_proxy(settings, listeners)
+    proxy, admin = listeners.addresses["proxy"], listeners.addresses["admin"]
+    print(f"webproxy: proxy on {proxy}, admin on {admin}, upstream {settings.upstream.url}")
+
+
+def check_config(path: str) -> int:
+    try:
+        load_settings(path, {}, {})
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    print(f"{path}: ok")
+    return 0
+
+
+def sim(args: argparse.Namespace) -> int:
+    from webproxy.sim import FinesseSimulator, SimData
+
+    try:
+        address = parse_address(args.listen)
+        data = SimData.from_file(args.data) if args.data else SimData.default()
+    except (ValueError, OSError) as exc:
+        print(f"webproxy sim: {exc}", file=sys.stderr)
+        return 2
+    simulator = FinesseSimulator(data, latency=args.latency_ms / 1000)
+
+    async def start(listeners: Listeners) -> None:
+        bound = await listeners.add("sim", simulator.app, address)
+        print(f"Finesse simulator on http://{bound} (every password: finesse)")
+
+    asyncio.run(run_until_stopped(start))
+    return 0
+
+
+def demo(args: argparse.Namespace) -> int:
+    from webproxy.sim import FinesseSimulator, SimData
+
+    try:
+        proxy_at, sim_at, admin_at = (
+            parse_address(text) for text in (args.listen, args.sim_listen, args.admin_listen)
+        )
+    except ValueError as exc:
+        print(f"webproxy demo: {exc}", file=sys.stderr)
+        return 2
+    simulator = FinesseSimulator(SimData.default())
+
+    async def start(listeners: Listeners) -> None:
+        sim_bound = await listeners.add("sim", simulator.app, sim_at)
+        base = Settings()
+        settings = replace(
+            base,
+            server=replace(base.server, listen=proxy_at),
+            admin=replace(base.admin, listen=admin_at),
+            upstream=replace(base.upstream, url=f"http://{_local(sim_bound)}"),
+        )
+        await start_proxy(settings, listeners)
+        _print_demo(listeners.addresses["proxy"], listeners.addresses["admin"], sim_bound)
+
+    asyncio.run(run_until_stopped(start))
+    return 0
+
+
+def _local(address: Address) -> str:
+    host = "127.0.0.1" if address.host in ("0.0.0.0", "") else address.host
+    return str(Address(host, address.port))
+
+
+def _print_demo(proxy: Address, admin: Address, sim_address: Address) -> None:
+    user, password = DEMO_USER
+    url = f"http://{_local(proxy)}/finesse/api/TeamResource/{DEMO_TEAM}/ReasonCodes?category=ALL"
+    print(
+        f"""webproxy demo
+  proxy      http://{_local(proxy)}   (in front of the simulator, memory store)
+  admin      http://{_local(admin)}   (/healthz /readyz)
+  simulator  http://{_local(sim_address)}   (a Cisco Finesse look-alike)
+  sign in as agent {user} (team {DEMO_TEAM}), password {password!r};
+    agents 10001-10003 / 11001-11003 / ..., supervisors 10000 / 11000 / ...,
+    administrator 'admin'; every password is {password!r}
+  try:
+    curl -si -u {user}:{password} http://{_local(proxy)}/finesse/api/User/{user}
+    curl -si -u {user}:{password} '{url}'
+Ctrl-C stops both.""",
+        flush=True,
+    )
+
+
+def cache(args: argparse.Namespace) -> int:
+    token = args.token or os.environ.get("WEBPROXY_ADMIN_TOKEN")
+    if args.cache_command == "clear":
+        query = {k: v for k, v in (("team", args.team), ("resource", args.resource)) if v}
+        path = "/admin/cache/clear" + (f"?{urllib.parse.urlencode(query)}" if query else "")
+        return _admin_call(args.admin_url, path, "POST", token)
+    return _admin_call(args.admin_url, "/admin/cache", "GET", token)
+
+
+def _admin_call(base: str, path: str, method: str, token: str | None) -> int:
+    request = urllib.request.Request(base.rstrip("/") + path, method=method)
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            body = json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as exc:
+        print(f"webproxy: admin API answered {exc.code} {exc.reason}", file=sys.stderr)
+        return 1
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        print(f"webproxy: cannot reach the admin API at {base}: {reason}", file=sys.stderr)
+        return 1
+    print(json.dumps(body, indent=2, sort_keys=True))
+    return 0

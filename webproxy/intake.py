@@ -1,0 +1,45 @@
+"""Checks on a request before it is proxied: what a reverse proxy refuses outright."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from typing import Final
+
+from aiohttp import web
+
+from webproxy.appkeys import settings_key
+
+#: `%` not followed by two hex digits.
+BAD_PERCENT: Final = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def refuse_bad_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Answer a request no upstream should see before routing (unrouteable ones included)."""
+    refused = refusal(request, request.app[settings_key].server.max_body_bytes)
+    if refused is not None:
+        return refused
+    return await handler(request)
+
+
+def refusal(request: web.BaseRequest, max_body_bytes: int) -> web.Response | None:
+    """A 4xx answer for a request no upstream should see, or None to proxy it."""
+    target = request.raw_path
+    if request.method == "CONNECT":
+        return refuse(405, "CONNECT is not supported by a reverse proxy")
+    if not target.startswith("/"):
+        # absolute-form (`GET http://host/`) or asterisk-form: we are not a forward proxy
+        return refuse(400, "request target must be a path (origin-form)")
+    if BAD_PERCENT.search(target):
+        return refuse(400, "invalid percent-encoding in the request target")
+    length = request.content_length
+    if length is not None and length > max_body_bytes:
+        return refuse(413, f"request body larger than {max_body_bytes} bytes")
+    return None
+
+
+def refuse(status: int, reason: str) -> web.Response:
+    return web.Response(status=status, text=f"webproxy: {reason}\n")
