@@ -1,0 +1,119 @@
+"""Cache keys: the canonical path, the query minus what Finesse ignores, and keyed headers.
+
+A key holds exactly what changes Finesse's answer, per the contract: the path, the query
+without ``nocache`` and ``bypassServerCache``, and the request's ``Accept`` and ``Range``.
+Headers a response names in ``Vary`` are checked against the entry (`select_headers`,
+`vary_matches`). Nothing else a client sends reaches the key. Who may *receive* an entry
+is not decided here (see ``access.py``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Final
+
+IGNORED_QUERY_PARAMS: Final = frozenset({"nocache", "bypassServerCache"})
+"""Dropped from the key: finesse.js adds ``nocache=<ms>`` to every GET to defeat browsers."""
+
+KEYED_HEADERS: Final = ("accept", "range")
+"""Request headers always in the key (lower case)."""
+
+BYPASS_PARAM: Final = "bypassServerCache"
+
+HeaderValues = tuple[tuple[str, tuple[str, ...]], ...]
+"""Request header values by lower-case name, each with every field line the client sent."""
+
+_FORBIDDEN_IN_PATH: Final = (" ", "%", ";", "\\", "?", "#")
+
+
+def canonical_path(raw_path: str) -> str | None:
+    """Return `raw_path` (exactly as the client sent it) if it is canonical, else None.
+
+    Canonical: starts with ``/``; printable ASCII without spaces; no percent-encoding, no
+    backslash, no ``;`` path parameters, no ``?``/``#``; no empty segment (``//``) and no
+    ``.`` or ``..`` segment. One trailing ``/`` is allowed (it is not an empty segment in
+    the ``//`` sense; cached paths never end in ``/``, so such requests are simply not
+    cached). For None the caller forwards without caching: Tomcat decodes, merges and
+    resolves such paths in ways we would have to guess, and guessing wrong would serve one
+    resource's entry for another. Refusing costs only a cache miss; Finesse still answers.
+    """
+    if not raw_path.startswith("/") or not raw_path.isascii() or not raw_path.isprintable():
+        return None
+    if any(ch in raw_path for ch in _FORBIDDEN_IN_PATH) or "//" in raw_path:
+        return None
+    if "/." in raw_path and any(seg in (".", "..") for seg in raw_path.split("/")):
+        return None
+    return raw_path
+
+
+def _param_name(pair: str) -> str:
+    return pair.partition("=")[0]
+
+
+def canonical_query(query_string: str) -> str:
+    """The raw query minus ignored parameters, sorted by name (stable within one name).
+
+    Pairs are kept byte for byte (no decoding), so two queries share a key only if they
+    differ just in the order of differently named parameters. Repeated names keep their
+    relative order, because Tomcat's ``getParameter`` returns the first value. Empty pairs
+    (``a=1&&b=2``) are dropped, as Tomcat does.
+    """
+    if not query_string:
+        return ""
+    pairs = [p for p in query_string.split("&") if p and _param_name(p) not in IGNORED_QUERY_PARAMS]
+    pairs.sort(key=_param_name)
+    return "&".join(pairs)
+
+
+def select_headers(headers: Mapping[str, str], names: Iterable[str]) -> HeaderValues:
+    """Every value the request sent for each of `names` (case-insensitive), in `names` order.
+
+    Iterates ``headers.items()``, so a multidict (aiohttp's ``CIMultiDictProxy``) yields
+    each repeated field line; a plain dict is looked up case-insensitively too. A header the
+    client did not send has an empty tuple, which differs from one sent empty (``("",)``).
+    """
+    wanted = [name.lower() for name in names]
+    found: dict[str, list[str]] = {name: [] for name in wanted}
+    for name, value in headers.items():
+        values = found.get(name.lower())
+        if values is not None:
+            values.append(value)
+    return tuple((name, tuple(found[name])) for name in wanted)
+
+
+def build_key(path: str, query_string: str, headers: Mapping[str, str]) -> str:
+    """The cache key for a GET of canonical `path` with `query_string` and request `headers`.
+
+    A compact JSON array ``["<path>?<query>", [accept...], [range...]]``: JSON escaping
+    makes it unambiguous (a header value holding ``"`` or a newline cannot forge another
+    key) and pure ASCII (safe to hash or send to Redis whatever the client sent).
+    """
+    query = canonical_query(query_string)
+    accept: list[str] = []
+    ranges: list[str] = []
+    for name, value in headers.items():
+        lowered = name.lower()
+        if lowered == "accept":
+            accept.append(value)
+        elif lowered == "range":
+            ranges.append(value)
+    return json.dumps([f"{path}?{query}", accept, ranges], separators=(",", ":"))
+
+
+def vary_matches(stored: HeaderValues, headers: Mapping[str, str]) -> bool:
+    """True when the request sends the same values for every header the entry varies on."""
+    if not stored:
+        return True
+    return select_headers(headers, (name for name, _ in stored)) == stored
+
+
+def wants_bypass(query_string: str) -> bool:
+    """True for ``bypassServerCache=true`` (value case-insensitive) anywhere in the query."""
+    if BYPASS_PARAM not in query_string:
+        return False
+    for pair in query_string.split("&"):
+        name, _, value = pair.partition("=")
+        if name == BYPASS_PARAM and value.lower() == "true":
+            return True
+    return False

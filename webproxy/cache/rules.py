@@ -1,0 +1,237 @@
+"""The contract's two Finesse tables as data: which GETs are cached, and what each write purges."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+from functools import lru_cache
+from typing import Final
+
+from webproxy.cache.keys import canonical_path
+
+API_PREFIX: Final = "/finesse/api/"
+DEFAULT_MEDIA_DOMAIN_PATH: Final = "/finesse/api/MediaDomains"
+WRITE_METHODS: Final = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+ALL_COUNTER: Final = "all"
+TEAMS_COUNTER: Final = "teams"
+
+_TEAM_ID: Final = "[A-Za-z0-9_-]{1,64}"
+_TEAM_ID_RE: Final = re.compile(_TEAM_ID)
+
+
+def valid_team_id(team: str) -> bool:
+    """True for a team id the proxy caches under: 1-64 of ``A-Z a-z 0-9 _ -``."""
+    return _TEAM_ID_RE.fullmatch(team) is not None
+
+
+class Resource(StrEnum):
+    """The cached Finesse resources; the values are the contract's names and config keys."""
+
+    CHAT_CONFIG = "ChatConfig"
+    ECC_VARIABLE_CONFIG = "ECCVariableConfig"
+    MEDIA_DOMAIN = "MediaDomain"
+    TEAM_RESOURCE = "TeamResource"
+
+
+class PurgeReason(StrEnum):
+    """Why entries were invalidated; the values are metric labels."""
+
+    WRITE = "write"
+    ADMIN = "admin"
+    BYPASS = "bypass"
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """What an entry belongs to: a global resource, or one team's TeamResource."""
+
+    resource: Resource
+    team: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.resource is Resource.TEAM_RESOURCE) != (self.team is not None):
+            raise ValueError(f"a team is required for TeamResource and only for it: {self!r}")
+        if self.team is not None and not valid_team_id(self.team):
+            raise ValueError(f"invalid team id {self.team!r}")
+
+    @property
+    def counters(self) -> tuple[str, ...]:
+        """Generation counters whose bump invalidates this scope's entries."""
+        if self.team is None:
+            return (ALL_COUNTER, f"resource:{self.resource}")
+        return (ALL_COUNTER, TEAMS_COUNTER, f"team:{self.team}")
+
+    @property
+    def label(self) -> str:
+        """A bounded metric/stats label: the resource name (never the team id)."""
+        return str(self.resource)
+
+
+@dataclass(frozen=True, slots=True)
+class Purge:
+    """One generation counter to bump; build it with the class methods."""
+
+    counter: str
+
+    @classmethod
+    def everything(cls) -> Purge:
+        return cls(ALL_COUNTER)
+
+    @classmethod
+    def all_teams(cls) -> Purge:
+        return cls(TEAMS_COUNTER)
+
+    @classmethod
+    def team(cls, team: str) -> Purge:
+        """Purge one team; raises ValueError for an id `valid_team_id` refuses."""
+        if not valid_team_id(team):
+            raise ValueError(f"invalid team id {team!r}")
+        return cls(f"team:{team}")
+
+    @classmethod
+    def resource(cls, resource: Resource) -> Purge:
+        """Purge one resource; TeamResource means every team."""
+        if resource is Resource.TEAM_RESOURCE:
+            return cls.all_teams()
+        return cls(f"resource:{resource}")
+
+
+@dataclass(frozen=True, slots=True)
+class CachedRoute:
+    """A row of the cached-resources table: GETs whose canonical path fully matches."""
+
+    resource: Resource
+    pattern: re.Pattern[str]
+    """Fully matched; a ``team`` group makes the scope that team's."""
+
+    def scope_for(self, path: str) -> Scope | None:
+        match = self.pattern.fullmatch(path)
+        if match is None:
+            return None
+        team = match["team"] if "team" in self.pattern.groupindex else None
+        return Scope(self.resource, team)
+
+
+@dataclass(frozen=True, slots=True)
+class WriteTrigger:
+    """A row of the purge table: a write whose canonical path fully matches purges `purge`."""
+
+    pattern: re.Pattern[str]
+    purge: Purge | None
+    """None: purge the team named by the pattern's ``team`` group."""
+
+    def purge_for(self, path: str) -> Purge | None:
+        match = self.pattern.fullmatch(path)
+        if match is None:
+            return None
+        return self.purge if self.purge is not None else Purge.team(match["team"])
+
+
+CACHED_ROUTES: Final = (
+    CachedRoute(Resource.CHAT_CONFIG, re.compile(r"/finesse/api/ChatConfig")),
+    CachedRoute(Resource.ECC_VARIABLE_CONFIG, re.compile(r"/finesse/api/ECCVariableConfig")),
+    CachedRoute(
+        Resource.TEAM_RESOURCE,
+        re.compile(rf"/finesse/api/TeamResource/(?P<team>{_TEAM_ID})/[A-Za-z]+"),
+    ),
+)
+"""The fixed rows; the MediaDomain row comes from config (see `cached_routes`)."""
+
+TEAM_WRITE_COLLECTIONS: Final = (
+    "ReasonCodes",
+    "WrapUpReasons",
+    "PhoneBooks",
+    "Workflows",
+    "LayoutConfig",
+    "MediaPropertiesLayouts",
+)
+GLOBAL_WRITE_OBJECTS: Final = (
+    "ReasonCode",
+    "WrapUpReason",
+    "PhoneBook",
+    "Workflow",
+    "WorkflowAction",
+    "MediaPropertiesLayout",
+    "LayoutConfig",
+)
+
+# Write patterns ignore case and allow a trailing slash: matching too much only over-purges,
+# while missing a write Finesse applied would serve stale entries.
+_WRITE_FLAGS: Final = re.IGNORECASE
+_TEAM_COLLECTIONS: Final = f"(?:{'|'.join(TEAM_WRITE_COLLECTIONS)})"
+_GLOBAL_OBJECTS: Final = f"(?:{'|'.join(GLOBAL_WRITE_OBJECTS)})"
+
+WRITE_TRIGGERS: Final = (
+    WriteTrigger(
+        re.compile(
+            rf"/finesse/api/Team/(?P<team>{_TEAM_ID})/{_TEAM_COLLECTIONS}(?:/.*)?", _WRITE_FLAGS
+        ),
+        None,
+    ),
+    WriteTrigger(
+        re.compile(rf"/finesse/api/{_GLOBAL_OBJECTS}.*", _WRITE_FLAGS),
+        Purge.all_teams(),
+    ),
+    WriteTrigger(
+        re.compile(r"/finesse/api/ChatConfig/?", _WRITE_FLAGS),
+        Purge.resource(Resource.CHAT_CONFIG),
+    ),
+    WriteTrigger(
+        re.compile(r"/finesse/api/ECCVariableConfig/?", _WRITE_FLAGS),
+        Purge.resource(Resource.ECC_VARIABLE_CONFIG),
+    ),
+)
+"""The fixed rows; the MediaDomain row comes from config (see `write_triggers`)."""
+
+
+@lru_cache(maxsize=8)
+def cached_routes(media_domain_path: str) -> tuple[CachedRoute, ...]:
+    """The cached-resources table with the configured MediaDomain path."""
+    media = CachedRoute(Resource.MEDIA_DOMAIN, re.compile(re.escape(media_domain_path)))
+    return (*CACHED_ROUTES, media)
+
+
+@lru_cache(maxsize=8)
+def write_triggers(media_domain_path: str) -> tuple[WriteTrigger, ...]:
+    """The purge table with the configured MediaDomain path."""
+    pattern = re.compile(re.escape(media_domain_path.rstrip("/")) + "/?", _WRITE_FLAGS)
+    return (*WRITE_TRIGGERS, WriteTrigger(pattern, Purge.resource(Resource.MEDIA_DOMAIN)))
+
+
+def match_cached(path: str, *, media_domain_path: str) -> Scope | None:
+    """The scope of a cached resource at canonical `path`, or None if it is not cached.
+
+    Case-sensitive and exact, as Finesse routes: ``/finesse/api/chatconfig`` and
+    ``/finesse/api/ChatConfig/`` are forwarded uncached.
+    """
+    if not path.startswith(API_PREFIX) and path != media_domain_path:
+        return None
+    for route in cached_routes(media_domain_path):
+        scope = route.scope_for(path)
+        if scope is not None:
+            return scope
+    return None
+
+
+def purges_for_write(
+    method: str, path: str, status: int | None, *, media_domain_path: str
+) -> tuple[Purge, ...]:
+    """What to purge after the upstream answered `method` on raw `path` with `status`.
+
+    Only POST, PUT, PATCH and DELETE purge (method compared case-insensitively). A 4xx
+    purges nothing (Finesse refused the write). None (no answer: timeout, refused, reset)
+    purges like a success, because the write may have been applied. A path that
+    `canonical_path` refuses purges everything, whatever its prefix: we can't tell how
+    Tomcat would route it (``/finesse//api/ReasonCode/1`` or ``%2e%2e`` tricks).
+    """
+    if method.upper() not in WRITE_METHODS:
+        return ()
+    if status is not None and 400 <= status < 500:
+        return ()
+    canonical = canonical_path(path)
+    if canonical is None:
+        return (Purge.everything(),)
+    purges = (trigger.purge_for(canonical) for trigger in write_triggers(media_domain_path))
+    return tuple(dict.fromkeys(purge for purge in purges if purge is not None))
