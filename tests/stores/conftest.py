@@ -1,0 +1,62 @@
+"""Fixtures for the store tests: a hand-driven clock, a raw Redis client, each store."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from redis.asyncio import Redis
+
+from webproxy.stores.base import CacheStore
+from webproxy.stores.memory import MemoryStore
+from webproxy.stores.redis import RedisStore, make_redis_client
+
+STORE_TIMEOUT = 0.5
+MEMORY_BUDGET = 10_000
+
+
+class Clock:
+    """A clock that moves only when told to."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def identity(value: bytes) -> bytes:
+    return value
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+async def redis_client(redis_url: str) -> AsyncIterator[Redis]:
+    """A client of the store's kind, for tests that look at Redis directly."""
+    client = make_redis_client(redis_url, timeout=STORE_TIMEOUT)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def store(request: pytest.FixtureRequest, clock: Clock) -> AsyncIterator[CacheStore[bytes]]:
+    """Each store in turn, holding bytes; the memory store runs on `clock`."""
+    if request.param == "memory":
+        memory: MemoryStore[bytes] = MemoryStore(MEMORY_BUDGET, len, timer=clock)
+        yield memory
+        await memory.close()
+        return
+    url: str = request.getfixturevalue("redis_url")
+    prefix: str = request.getfixturevalue("redis_prefix")
+    client = make_redis_client(url, timeout=STORE_TIMEOUT)
+    redis_store = RedisStore(client, prefix=prefix, encode=identity, decode=identity)
+    yield redis_store
+    await redis_store.close()
+    await client.aclose()

@@ -1,0 +1,125 @@
+"""MemoryStore: the in-process cache store, on cachetools' TLRUCache with a byte budget.
+
+Values are kept as the Python objects they are (nothing is serialised on the hot path).
+Every method runs to completion without awaiting, so there is no lock and no thread.
+
+A value whose `sizeof` exceeds `max_bytes` is not kept; `put` still returns True for it (it
+returns False only for a generation conflict), treating it as stored and evicted at once. Any
+older entry under that key is dropped, so it cannot stand in for the newer response.
+Entries made unreadable by a purge are dropped lazily, when a `get` meets them, or evicted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Generic
+
+from cachetools import Cache, TLRUCache
+
+from webproxy.stores.base import ALL, Found, LabelStats, StoreStats, V, check_put
+
+
+@dataclass(frozen=True, slots=True)
+class _Held(Generic[V]):
+    """One entry as kept: the value and what it was stored with."""
+
+    value: V
+    label: str
+    counters: tuple[str, ...]
+    generation: tuple[int, ...]
+    keep: float
+    size: int
+
+
+def _expires(_key: str, held: _Held[V], now: float) -> float:
+    return now + held.keep
+
+
+def _size(held: _Held[V]) -> int:
+    return held.size
+
+
+class MemoryStore(Generic[V]):
+    """A CacheStore in process memory, bounded by `max_bytes` as measured by `sizeof`."""
+
+    def __init__(
+        self,
+        max_bytes: int,
+        sizeof: Callable[[V], int],
+        timer: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._max_bytes = max_bytes
+        self._sizeof = sizeof
+        self._cache: TLRUCache[str, _Held[V], float] = TLRUCache(max_bytes, _expires, timer, _size)
+        self._counters: dict[str, int] = {}
+
+    async def get(self, key: str, counters: Sequence[str]) -> Found[V]:
+        read = self._counters.get
+        current = tuple([read(name, 0) for name in counters])
+        try:
+            held = self._cache[key]
+        except KeyError:
+            return Found(None, current)
+        if held.generation == current and held.counters == tuple(counters):
+            return Found(held.value, current)
+        self._drop(key)
+        return Found(None, current)
+
+    async def put(
+        self,
+        key: str,
+        value: V,
+        *,
+        keep: float,
+        label: str,
+        counters: Sequence[str],
+        generation: tuple[int, ...],
+    ) -> bool:
+        names = tuple(counters)
+        check_put(names, generation, keep)
+        read = self._counters.get
+        if tuple([read(name, 0) for name in names]) != generation:
+            return False
+        size = self._sizeof(value)
+        if size > self._max_bytes:
+            self._drop(key)
+            return True
+        self._cache[key] = _Held(value, label, names, generation, keep, size)
+        return True
+
+    def _drop(self, key: str) -> None:
+        with contextlib.suppress(KeyError):  # TLRUCache deletes, then may raise if just expired
+            del self._cache[key]
+
+    async def purge(self, counter: str) -> None:
+        self._bump(counter)
+
+    async def clear(self) -> None:
+        self._cache.clear()
+        self._bump(ALL)
+
+    def _bump(self, counter: str) -> None:
+        self._counters[counter] = self._counters.get(counter, 0) + 1
+
+    async def stats(self) -> StoreStats:
+        self._cache.expire()
+        entries: defaultdict[str, int] = defaultdict(int)
+        sizes: defaultdict[str, int] = defaultdict(int)
+        read = self._counters.get
+        for key in list(self._cache):
+            held = Cache.__getitem__(self._cache, key)  # a peek: leaves the LRU order alone
+            if tuple([read(name, 0) for name in held.counters]) == held.generation:
+                entries[held.label] += 1
+                sizes[held.label] += held.size
+        by_label = {label: LabelStats(entries[label], sizes[label]) for label in entries}
+        return StoreStats(sum(entries.values()), sum(sizes.values()), by_label)
+
+    async def ping(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        self._cache.clear()

@@ -1,0 +1,294 @@
+"""RedisStore: the shared cache store, on redis.asyncio with an injected client and key prefix.
+
+Keys: ``<prefix>:entry:<sha256(key) hex>`` holds one entry (a small header naming its label,
+counters and generation, then the encoded payload), kept with PX = keep; ``<prefix>:gen:<name>``
+holds one generation counter. `get` is one MGET of the entry and its counters; `put` is one Lua
+script that compares every counter and SETs only if none moved; `purge` and `clear` are one
+INCR each (no KEYS, SCAN or FLUSHDB); only `stats` scans, for admin use.
+
+Generation keys have no TTL and must never be evicted, or a purge could be forgotten: run Redis
+with ``maxmemory-policy volatile-lru`` (entries all have a TTL, counters none) or ``noeviction``.
+
+Every redis-py error, OSError and timeout becomes StoreUnavailable. A purge or clear that could
+not reach Redis is not lost: the store then owes a clear, and pays it (INCR of the ``all``
+counter) before any later get or put may succeed, so nothing older is served in between.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import math
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Final, Generic
+
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError, RedisError
+
+from webproxy.errors import StoreUnavailable
+from webproxy.stores.base import ALL, Found, LabelStats, StoreStats, V, check_put
+
+log = logging.getLogger("webproxy.store")
+
+MAGIC: Final = b"wp1:"
+PEEK: Final = 256  # bytes read per entry by `stats`; longer headers are read again in full
+SCAN_BATCH: Final = 500
+
+# KEYS[1] entry, KEYS[2..] counters; ARGV[1] blob, ARGV[2] PX, ARGV[3..] expected values.
+PUT_SCRIPT: Final = """
+for i = 2, #KEYS do
+  if (redis.call('GET', KEYS[i]) or '0') ~= ARGV[i + 1] then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"""
+
+
+def make_redis_client(url: str, *, timeout: float) -> Redis:
+    """Build a client that fails fast: every connect and reply is bounded by `timeout`.
+
+    One quick retry on a connection error only (a pooled connection may have died with a Redis
+    restart); a timeout is never retried, so a Redis that hangs costs one `timeout` at most.
+    """
+    retry = Retry(ExponentialBackoff(cap=0.05, base=0.01), 1, (RedisConnectionError,))
+    return Redis.from_url(
+        url,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        retry=retry,
+        health_check_interval=0,
+        decode_responses=False,
+    )
+
+
+@contextlib.contextmanager
+def _unavailable(action: str) -> Iterator[None]:
+    """Translate redis-py, socket and timeout errors into StoreUnavailable."""
+    try:
+        yield
+    except (RedisError, OSError, TimeoutError) as exc:
+        raise StoreUnavailable(f"redis {action} failed: {exc!r}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class _Header:
+    """What an entry was stored with, written before its payload."""
+
+    label: str
+    counters: tuple[str, ...]
+    generation: tuple[int, ...]
+
+
+def _pack(header: _Header, payload: bytes) -> bytes:
+    text = json.dumps([header.label, header.counters, header.generation], separators=(",", ":"))
+    raw = text.encode()
+    return MAGIC + len(raw).to_bytes(4, "big") + raw + payload
+
+
+def _header_end(blob: bytes) -> int | None:
+    """Where the payload of `blob` starts, or None if `blob` is not one of our entries."""
+    if not blob.startswith(MAGIC) or len(blob) < len(MAGIC) + 4:
+        return None
+    return len(MAGIC) + 4 + int.from_bytes(blob[len(MAGIC) : len(MAGIC) + 4], "big")
+
+
+def _unpack(blob: bytes) -> tuple[_Header, int] | None:
+    """The header of `blob` and where its payload starts, or None if it is malformed."""
+    if (end := _header_end(blob)) is None or len(blob) < end:
+        return None
+    try:
+        label, counters, generation = json.loads(blob[len(MAGIC) + 4 : end])
+    except (ValueError, TypeError):
+        return None
+    if not (
+        isinstance(label, str)
+        and isinstance(counters, list)
+        and isinstance(generation, list)
+        and all(isinstance(name, str) for name in counters)
+        and all(type(value) is int for value in generation)
+    ):
+        return None
+    return _Header(label, tuple(counters), tuple(generation)), end
+
+
+def _count(raw: bytes | str | None) -> int:
+    """A counter's value; a counter never bumped reads 0."""
+    if raw is None:
+        return 0
+    try:
+        return int(raw)
+    except ValueError as exc:  # only INCR writes counters: someone else wrote this key
+        raise StoreUnavailable(f"redis counter holds {raw!r}, not an integer") from exc
+
+
+def _glob_escape(text: str) -> str:
+    return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in text)
+
+
+class RedisStore(Generic[V]):
+    """A CacheStore in Redis, shared by every replica using the same `prefix`.
+
+    The client (see `make_redis_client`, ``decode_responses=False``) belongs to its maker, who
+    closes it; `close` leaves it open. `decode` raises ValueError for bytes it cannot read;
+    such an entry reads as missing and is deleted best-effort.
+    """
+
+    def __init__(
+        self,
+        client: Redis,
+        *,
+        prefix: str,
+        encode: Callable[[V], bytes],
+        decode: Callable[[bytes], V],
+    ) -> None:
+        self._client = client
+        self._prefix = prefix
+        self._encode = encode
+        self._decode = decode
+        self._put_script = client.register_script(PUT_SCRIPT)
+        self._owed_clear = False
+        self._debts = 0  # bumped by every failed purge or clear
+
+    def _entry_key(self, key: str) -> str:
+        return f"{self._prefix}:entry:{hashlib.sha256(key.encode()).hexdigest()}"
+
+    def _gen_key(self, counter: str) -> str:
+        return f"{self._prefix}:gen:{counter}"
+
+    async def get(self, key: str, counters: Sequence[str]) -> Found[V]:
+        names = tuple(counters)
+        entry_key = self._entry_key(key)
+        await self._settle_debt()
+        with _unavailable("get"):
+            raw = await self._client.mget([entry_key, *map(self._gen_key, names)])
+        current = tuple(_count(value) for value in raw[1:])
+        blob = raw[0]
+        if blob is None:
+            return Found(None, current)
+        if not isinstance(blob, bytes) or (unpacked := _unpack(blob)) is None:
+            await self._delete_corrupt(entry_key)
+            return Found(None, current)
+        header, end = unpacked
+        if header.counters != names or header.generation != current:
+            return Found(None, current)
+        try:
+            return Found(self._decode(blob[end:]), current)
+        except ValueError:
+            await self._delete_corrupt(entry_key)
+            return Found(None, current)
+
+    async def _delete_corrupt(self, entry_key: str) -> None:
+        log.warning("redis entry %s is unreadable; deleting it", entry_key)
+        with contextlib.suppress(RedisError, OSError, TimeoutError):
+            await self._client.delete(entry_key)
+
+    async def put(
+        self,
+        key: str,
+        value: V,
+        *,
+        keep: float,
+        label: str,
+        counters: Sequence[str],
+        generation: tuple[int, ...],
+    ) -> bool:
+        names = tuple(counters)
+        check_put(names, generation, keep)
+        blob = _pack(_Header(label, names, generation), self._encode(value))
+        keys = [self._entry_key(key), *map(self._gen_key, names)]
+        args: list[bytes | int | str] = [
+            blob,
+            max(1, math.ceil(keep * 1000)),
+            *map(str, generation),
+        ]
+        await self._settle_debt()
+        with _unavailable("put"):
+            stored = await self._put_script(keys=keys, args=args)
+        return bool(stored == 1)
+
+    async def purge(self, counter: str) -> None:
+        await self._bump(counter, "purge")
+
+    async def clear(self) -> None:
+        debts = self._debts
+        await self._bump(ALL, "clear")
+        if self._debts == debts:
+            self._owed_clear = False
+
+    async def _bump(self, counter: str, action: str) -> None:
+        """INCR one counter; if that fails, owe a clear and raise StoreUnavailable."""
+        try:
+            with _unavailable(action):
+                await self._client.incr(self._gen_key(counter))
+        except StoreUnavailable:
+            self._owed_clear = True
+            self._debts += 1
+            log.warning("redis %s of %r failed; a clear is owed", action, counter)
+            raise
+
+    async def _settle_debt(self) -> None:
+        """Pay an owed clear before anything is read or written; raise if Redis is away.
+
+        Concurrent callers may each pay (INCR is idempotent enough: a few extra misses), rather
+        than queue behind one another while Redis is slow.
+        """
+        if not self._owed_clear:
+            return
+        debts = self._debts
+        with _unavailable("owed clear"):
+            await self._client.incr(self._gen_key(ALL))
+        if self._debts == debts:
+            self._owed_clear = False
+            log.info("redis is back; the owed clear is paid")
+
+    async def stats(self) -> StoreStats:
+        """Scan this prefix's entries and count those readable now (admin use only)."""
+        pattern = f"{_glob_escape(self._prefix)}:entry:*"
+        with _unavailable("stats"):
+            keys = [key async for key in self._client.scan_iter(match=pattern, count=SCAN_BATCH)]
+            held: list[tuple[_Header, int]] = []
+            for start in range(0, len(keys), SCAN_BATCH):
+                held += await self._peek(keys[start : start + SCAN_BATCH])
+            names = sorted({name for header, _ in held for name in header.counters})
+            values = await self._client.mget(list(map(self._gen_key, names))) if names else []
+        current = dict(zip(names, map(_count, values), strict=True))
+        entries: defaultdict[str, int] = defaultdict(int)
+        sizes: defaultdict[str, int] = defaultdict(int)
+        for header, size in held:
+            if tuple(current[name] for name in header.counters) == header.generation:
+                entries[header.label] += 1
+                sizes[header.label] += size
+        by_label = {label: LabelStats(entries[label], sizes[label]) for label in entries}
+        return StoreStats(sum(entries.values()), sum(sizes.values()), by_label)
+
+    async def _peek(self, keys: Sequence[bytes | str]) -> list[tuple[_Header, int]]:
+        """Each entry's header and stored size; entries gone or unreadable are left out."""
+        pipe = self._client.pipeline(transaction=False)
+        for key in keys:
+            pipe.getrange(key, 0, PEEK - 1)
+            pipe.strlen(key)
+        replies = await pipe.execute(raise_on_error=False)  # a foreign key's error: skip it
+        held: list[tuple[_Header, int]] = []
+        for key, head, size in zip(keys, replies[::2], replies[1::2], strict=True):
+            if not isinstance(head, bytes) or (end := _header_end(head)) is None:
+                continue
+            if len(head) < end <= size:  # a header longer than PEEK: read all of it
+                head = await self._client.getrange(key, 0, end - 1)
+            unpacked = _unpack(head) if isinstance(head, bytes) else None
+            if unpacked is not None:
+                held.append((unpacked[0], int(size)))
+        return held
+
+    async def ping(self) -> None:
+        await self._settle_debt()  # a store that cannot pay an owed clear is not serving
+        with _unavailable("ping"):
+            await self._client.ping()
+
+    async def close(self) -> None:
+        return None
