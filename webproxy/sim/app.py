@@ -1,0 +1,178 @@
+"""FinesseSimulator: a small Finesse on aiohttp, with latency, faults and request counts.
+
+Middlewares, outermost first: count the request (/sim/stats), apply an injected fault and
+the latency, turn ApiError (and unknown /finesse/api routes) into <ApiErrors>, then
+authenticate every /finesse/api call but SystemInfo and UserAuthMode. On /finesse/api
+the latency is added after the handler has read or written the state, as a slow network
+would; elsewhere before it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Final
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from webproxy.sim import reply
+from webproxy.sim.auth import authenticate, caller_key
+from webproxy.sim.config_api import config_routes
+from webproxy.sim.contact_api import ContactRoutes
+from webproxy.sim.control import ControlRoutes
+from webproxy.sim.data import SimData
+from webproxy.sim.desktop_api import DesktopRoutes
+from webproxy.sim.errors import ApiError, for_status
+from webproxy.sim.faults import Fault, FaultBook, FaultKind
+from webproxy.sim.lifetime import Lifetime, drop
+from webproxy.sim.message_api import MessageRoutes
+from webproxy.sim.state import SimState
+from webproxy.sim.stats import RequestStats, tracked
+from webproxy.sim.system_api import OPEN_PATHS, SystemRoutes
+from webproxy.sim.team_api import TeamRoutes
+from webproxy.sim.team_resource import TeamResourceRoutes
+from webproxy.sim.transport import TransportRoutes
+
+MAX_BODY: Final = 8 * 1024 * 1024
+
+
+class FinesseSimulator:
+    """One simulated Finesse; its state, faults and counts belong to this instance."""
+
+    def __init__(self, data: SimData | None = None, *, latency: float = 0.0) -> None:
+        self.data = data if data is not None else SimData.default()
+        self.state = SimState(self.data)
+        self.latency = latency
+        self.faults = FaultBook()
+        self.counts = RequestStats()
+        self.lifetime = Lifetime()
+        self.built: web.Application | None = None
+
+    @property
+    def app(self) -> web.Application:
+        """The aiohttp application, built on first use."""
+        if self.built is None:
+            self.built = self.make_app()
+        return self.built
+
+    def inject(self, fault: Fault) -> None:
+        """Arm a fault, as POST /sim/faults does."""
+        self.faults.add(fault)
+
+    def clear_faults(self) -> None:
+        self.faults.clear()
+
+    def stats(self) -> dict[str, int]:
+        """Requests served by "METHOD path" (the `requests` part of /sim/stats)."""
+        return dict(self.counts.requests)
+
+    def url_stats(self) -> dict[str, int]:
+        """Requests by "METHOD path?query", nocache removed (the `urls` part)."""
+        return dict(self.counts.urls)
+
+    def reset_stats(self) -> None:
+        self.counts.reset()
+
+    async def wait_for_requests(self, total: int) -> None:
+        """Return once `total` counted requests have arrived since the last reset.
+
+        Counted on arrival, before faults, latency and the handler run: a test can start
+        a request, wait here, then act while that request is still in flight.
+        """
+        await self.counts.wait_for(total)
+
+    def make_app(self) -> web.Application:
+        middlewares = [count_requests, apply_faults, answer_errors, require_auth]
+        app = web.Application(middlewares=middlewares, client_max_size=MAX_BODY)
+        app[simulator_key] = self
+        state = self.state
+        routes = [
+            *config_routes(state),
+            ContactRoutes(state),
+            SystemRoutes(state),
+            TeamRoutes(state),
+            TeamResourceRoutes(state),
+            DesktopRoutes(state),
+            MessageRoutes(state),
+            TransportRoutes(self.lifetime),
+            ControlRoutes(self.counts, self.faults),
+        ]
+        for table in routes:
+            table.add_to(app.router)
+        app.on_startup.append(self.lifetime.start)
+        app.on_shutdown.append(self.lifetime.stop)
+        return app
+
+
+simulator_key: Final = web.AppKey("simulator", FinesseSimulator)
+
+
+def is_api(path: str) -> bool:
+    return path.startswith("/finesse/api/") or path == "/finesse/api"
+
+
+@web.middleware
+async def count_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if tracked(request.path):
+        url = request.rel_url
+        request.app[simulator_key].counts.count(request.method, url.raw_path, url.raw_query_string)
+    return await handler(request)
+
+
+@web.middleware
+async def apply_faults(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The first matching fault, then the latency (after the handler on /finesse/api)."""
+    sim = request.app[simulator_key]
+    fault = sim.faults.take(request.path) if tracked(request.path) else None
+    kind = None if fault is None else fault.kind
+    if kind is FaultKind.HANG:
+        return await sim.lifetime.hang(request)
+    if kind is FaultKind.DROP:
+        return drop(request)
+    delay = fault.seconds if fault is not None and kind is FaultKind.LATENCY else 0.0
+    api = is_api(request.path)
+    if not api:
+        await sim.lifetime.pause(delay)
+    if fault is not None and kind is FaultKind.STATUS:
+        response: web.StreamResponse = reply.error(for_status(fault.status))
+    else:
+        response = await handler(request)
+    if api:
+        await sim.lifetime.pause(delay + sim.latency)
+    return response
+
+
+@web.middleware
+async def answer_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """ApiError -> <ApiErrors>; unknown /finesse/api paths and methods likewise."""
+    try:
+        return await handler(request)
+    except ApiError as err:
+        return reply.error(err)
+    except (web.HTTPNotFound, web.HTTPMethodNotAllowed) as exc:
+        if not is_api(request.path):
+            raise
+        allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+        return reply.error(ApiError(exc.status, exc.reason, exc.reason, request.path, allow))
+
+
+@web.middleware
+async def require_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """HTTP Basic on every /finesse/api call except SystemInfo and UserAuthMode."""
+    if is_api(request.path) and request.path not in OPEN_PATHS:
+        logins = request.app[simulator_key].state.logins
+        request[caller_key] = authenticate(logins, request.headers.get("Authorization"))
+    return await handler(request)
+
+
+async def run_simulator(
+    host: str, port: int, data: SimData | None = None, latency: float = 0.0
+) -> None:
+    """Serve a FinesseSimulator on host:port until cancelled, then shut down cleanly."""
+    runner = web.AppRunner(FinesseSimulator(data, latency=latency).app, shutdown_timeout=5.0)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
