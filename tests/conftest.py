@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator, Awaitable, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from prometheus_client import CollectorRegistry
 from pytest_aiohttp import AiohttpClient, AiohttpServer
 
 from webproxy.app import make_admin_app, make_proxy_app
-from webproxy.config import Settings
+from webproxy.appkeys import Clock
+from webproxy.config import Secret, Settings
+from webproxy.sim import FinesseSimulator, SimData
 
-pytest_plugins: list[str] = []  # TODO tests.redisfixture
+pytest_plugins = ["tests.redisfixture"]
 
 
 def basic(user: str, password: str = "finesse") -> dict[str, str]:
@@ -32,7 +37,7 @@ ADMIN = basic("admin")
 class Sim:
     """A running simulator: steer it through `.sim`, reach it at `.url`."""
 
-    sim: "FinesseSimulator"
+    sim: FinesseSimulator
     server: TestServer
 
     @property
@@ -42,8 +47,6 @@ class Sim:
 
 @pytest.fixture
 async def sim(aiohttp_server: AiohttpServer) -> Sim:
-    from webproxy.sim import FinesseSimulator, SimData
-
     simulator = FinesseSimulator(SimData.default())
     return Sim(simulator, await aiohttp_server(simulator.app))
 
@@ -70,13 +73,14 @@ class Proxy:
     app: web.Application
 
 
-ProxyFactory = Callable[[Settings], Awaitable[Proxy]]
+class ProxyFactory(Protocol):
+    def __call__(self, settings: Settings, clock: Clock = ...) -> Awaitable[Proxy]: ...
 
 
 @pytest.fixture
 async def start_proxy(aiohttp_client: AiohttpClient) -> AsyncIterator[ProxyFactory]:
-    async def start(settings: Settings) -> Proxy:
-        app = make_proxy_app(settings)
+    async def start(settings: Settings, clock: Clock = time.time) -> Proxy:
+        app = make_proxy_app(settings, registry=CollectorRegistry(), clock=clock)
         server = TestServer(app)
         limit = settings.server.max_header_bytes  # as `webproxy serve` sets them
         await server.start_server(max_field_size=limit, max_line_size=limit)
@@ -91,6 +95,34 @@ async def start_proxy(aiohttp_client: AiohttpClient) -> AsyncIterator[ProxyFacto
 async def proxy(sim: Sim, start_proxy: ProxyFactory) -> Proxy:
     """The proxy, default settings, in front of the simulator."""
     return await start_proxy(settings_for(sim.url))
+
+
+@pytest.fixture(params=["memory", "redis"])
+def store_section(request: pytest.FixtureRequest) -> dict[str, object]:
+    """The `[store]` settings of each backend; redis gets a real server and its own prefix."""
+    if request.param == "memory":
+        return {"backend": "memory"}
+    url = request.getfixturevalue("redis_url")
+    prefix = request.getfixturevalue("redis_prefix")
+    return {"backend": "redis", "redis_url": Secret(url), "key_prefix": prefix}
+
+
+class ManualClock:
+    """A wall clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
 
 
 @pytest.fixture

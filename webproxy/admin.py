@@ -1,14 +1,134 @@
-"""Admin listener routes: liveness and readiness."""
+"""Admin listener routes: cache clear and stats, metrics, liveness and readiness."""
 
 from __future__ import annotations
 
-from aiohttp import web
+import hmac
+import ipaddress
+import logging
+from typing import Final
 
-from webproxy.appkeys import upstream_key
-from webproxy.errors import UpstreamError
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from webproxy.appkeys import identities_key, metrics_key, settings_key, store_key, upstream_key
+from webproxy.cache.rules import Purge, PurgeReason, Resource, valid_team_id
+from webproxy.errors import StoreUnavailable, UpstreamError
 from webproxy.forward import upstream_errors
 
-READINESS_PATH = "/finesse/api/SystemInfo"
+log = logging.getLogger("webproxy.admin")
+
+READINESS_PATH: Final = "/finesse/api/SystemInfo"
+
+
+async def clear_cache(request: web.Request) -> web.Response:
+    """`POST /admin/cache/clear[?team=ID|?resource=NAME]`: bump one generation counter."""
+    refused = _refuse_unauthorised(request)
+    if refused is not None:
+        return refused
+    try:
+        purge, cleared = _purge_for(request.query.get("team"), request.query.get("resource"))
+    except ValueError as exc:
+        return web.json_response({"error": str(exc)}, status=400)
+    try:
+        await request.app[store_key].purge(purge.counter)
+    except StoreUnavailable as exc:
+        request.app[metrics_key].store_errors.labels("purge").inc()
+        log.warning("admin clear of %s owed until the store answers: %s", purge.counter, exc)
+        return web.json_response({"error": "store unavailable; the clear is owed"}, status=503)
+    request.app[metrics_key].purges.labels(PurgeReason.ADMIN).inc()
+    log.info("cache cleared by admin: %s", cleared)
+    return web.json_response({"cleared": cleared})
+
+
+def _purge_for(team: str | None, resource: str | None) -> tuple[Purge, dict[str, str]]:
+    if team is not None:
+        if resource not in (None, Resource.TEAM_RESOURCE):
+            raise ValueError("team= applies to TeamResource only")
+        if not valid_team_id(team):
+            raise ValueError("team must be 1-64 letters, digits, '-' or '_'")
+        return Purge.team(team), {"scope": "team", "team": team}
+    if resource is not None:
+        try:
+            named = Resource(resource)
+        except ValueError:
+            names = ", ".join(Resource)
+            raise ValueError(f"resource must be one of {names}") from None
+        return Purge.resource(named), {"scope": "resource", "resource": str(named)}
+    return Purge.everything(), {"scope": "all"}
+
+
+def _refuse_unauthorised(request: web.Request) -> web.Response | None:
+    """With a token: `Bearer <token>` or 401. Without: loopback clients only."""
+    token = request.app[settings_key].admin.token
+    if token is not None:
+        given = request.headers.get("Authorization", "")
+        expected = f"Bearer {token.reveal()}"
+        if hmac.compare_digest(given.encode(), expected.encode()):
+            return None
+        return web.json_response(
+            {"error": "admin token required"},
+            status=401,
+            headers={"WWW-Authenticate": 'Bearer realm="webproxy admin"'},
+        )
+    if _is_loopback(request.remote):
+        return None
+    return web.json_response({"error": "no admin token configured: loopback only"}, status=401)
+
+
+def _is_loopback(remote: str | None) -> bool:
+    try:
+        return remote is not None and ipaddress.ip_address(remote).is_loopback
+    except ValueError:
+        return False
+
+
+async def cache_stats(request: web.Request) -> web.Response:
+    """`GET /admin/cache`: entries and bytes (from the store), hits and misses (counted here)."""
+    lookups = request.app[metrics_key].lookup_totals()
+    try:
+        stats = await request.app[store_key].stats()
+    except StoreUnavailable as exc:
+        return web.json_response({"error": f"store unavailable: {exc}"}, status=503)
+    resources = {}
+    for resource in Resource:
+        label = stats.by_label.get(str(resource))
+        counts = lookups.get(str(resource), {})
+        resources[str(resource)] = {
+            "entries": label.entries if label else 0,
+            "bytes": label.bytes if label else 0,
+            "lookups": counts,
+        }
+    hits = sum(r.get("hit", 0) for r in lookups.values())
+    misses = sum(n for r in lookups.values() for result, n in r.items() if result != "hit")
+    return web.json_response(
+        {
+            "backend": request.app[settings_key].store.backend,
+            "entries": stats.entries,
+            "bytes": stats.bytes,
+            "hits": hits,
+            "misses": misses,
+            "hit_ratio": round(hits / (hits + misses), 4) if hits + misses else None,
+            "identities": len(request.app[identities_key]),
+            "resources": resources,
+        }
+    )
+
+
+async def metrics_page(request: web.Request) -> web.Response:
+    """`GET /metrics`: store gauges and identities refreshed now, then the registry."""
+    metrics = request.app[metrics_key]
+    metrics.identities.set(len(request.app[identities_key]))
+    try:
+        stats = await request.app[store_key].stats()
+    except StoreUnavailable:
+        metrics.store_errors.labels("stats").inc()
+    else:
+        for resource in Resource:
+            label = stats.by_label.get(str(resource))
+            metrics.entries.labels(str(resource)).set(label.entries if label else 0)
+            metrics.bytes.labels(str(resource)).set(label.bytes if label else 0)
+    body = generate_latest(metrics.registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -17,8 +137,9 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """200 when the upstream answers at all (any HTTP status); else 503 with the reason."""
+    """200 when the upstream answers at all (any HTTP status) and the store answers."""
     upstream = request.app[upstream_key]
+    problems: dict[str, str] = {}
     try:
         with upstream_errors():
             async with upstream.session.get(
@@ -26,5 +147,11 @@ async def readyz(request: web.Request) -> web.Response:
             ) as response:
                 await response.read()
     except UpstreamError as exc:
-        return web.json_response({"status": "unready", "upstream": str(exc)}, status=503)
-    return web.json_response({"status": "ready", "upstream": "ok"})
+        problems["upstream"] = str(exc)
+    try:
+        await request.app[store_key].ping()
+    except StoreUnavailable as exc:
+        problems["store"] = str(exc)
+    if problems:
+        return web.json_response({"status": "unready", **problems}, status=503)
+    return web.json_response({"status": "ready", "upstream": "ok", "store": "ok"})

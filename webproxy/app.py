@@ -3,17 +3,34 @@
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
-from webproxy.admin import healthz, readyz
-from webproxy.appkeys import settings_key, upstream_key
+from webproxy.admin import cache_stats, clear_cache, healthz, metrics_page, readyz
+from webproxy.appkeys import (
+    Clock,
+    clock_key,
+    identities_key,
+    metrics_key,
+    settings_key,
+    store_key,
+    upstream_key,
+)
+from webproxy.cache.entry import CachedResponse, decode_entry, encode_entry
+from webproxy.cached import Outcome, flights_key
+from webproxy.coalesce import Flights
 from webproxy.config import Settings
 from webproxy.forward import make_session, make_upstream
-from webproxy.handler import proxy
+from webproxy.handler import proxy, route_class
+from webproxy.identities import IdentityBook
 from webproxy.intake import refuse_bad_requests
+from webproxy.metrics import Metrics
+from webproxy.stores.memory import MemoryStore
+from webproxy.stores.redis import RedisStore, make_redis_client
 
 log = logging.getLogger("webproxy.server")
 
@@ -35,23 +52,44 @@ async def last_resort(request: web.Request, handler: Handler) -> web.StreamRespo
         return web.Response(status=500, text=f"webproxy: internal error (request {request_id})\n")
 
 
-def make_proxy_app(settings: Settings) -> web.Application:
-    """The public listener: every path goes to `proxy`."""
+@web.middleware
+async def count_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """`webproxy_requests_total{route,status}` for every answer the proxy gives."""
+    response = await handler(request)
+    route = "websocket" if response.status == 101 else route_class(request.raw_path)
+    request.app[metrics_key].requests.labels(route, str(response.status)).inc()
+    return response
+
+
+def make_proxy_app(
+    settings: Settings,
+    *,
+    registry: CollectorRegistry | None = None,
+    clock: Clock = time.time,
+) -> web.Application:
+    """The public listener: every path goes to `proxy`. It owns the shared objects."""
     app = web.Application(
-        middlewares=[last_resort, refuse_bad_requests],
+        middlewares=[count_requests, last_resort, refuse_bad_requests],
         client_max_size=settings.server.max_body_bytes,
     )
     app[settings_key] = settings
+    app[metrics_key] = Metrics(registry if registry is not None else CollectorRegistry())
+    app[clock_key] = clock
+    app[identities_key] = IdentityBook(settings.cache.identity_ttl)
+    app[flights_key] = Flights[Outcome]()
     app.cleanup_ctx.append(_upstream_ctx)
+    app.cleanup_ctx.append(_store_ctx)
     app.router.add_route("*", "/{tail:.*}", proxy)
     return app
 
 
 def make_admin_app(settings: Settings, proxy_app: web.Application) -> web.Application:
-    """The admin listener (loopback by default): health, readiness."""
+    """The admin listener (loopback by default): cache control, metrics, health."""
     app = web.Application(middlewares=[last_resort])
-    app[settings_key] = settings
     app.on_startup.append(_share_from(proxy_app))
+    app.router.add_post("/admin/cache/clear", clear_cache)
+    app.router.add_get("/admin/cache", cache_stats)
+    app.router.add_get("/metrics", metrics_page)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     return app
@@ -65,8 +103,34 @@ async def _upstream_ctx(app: web.Application) -> AsyncIterator[None]:
     await session.close()
 
 
+async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
+    store = app[settings_key].store
+    if store.backend == "memory":
+        app[store_key] = MemoryStore[CachedResponse](store.max_bytes, sizeof=_sizeof)
+        yield
+        return
+    client = make_redis_client(store.redis_url.reveal(), timeout=store.timeout)
+    app[store_key] = RedisStore[CachedResponse](
+        client, prefix=store.key_prefix, encode=encode_entry, decode=decode_entry
+    )
+    try:
+        yield
+    finally:
+        await app[store_key].close()
+        await client.aclose()
+
+
+def _sizeof(entry: CachedResponse) -> int:
+    return entry.size
+
+
 def _share_from(proxy_app: web.Application) -> Callable[[web.Application], Awaitable[None]]:
     async def share(app: web.Application) -> None:
+        app[settings_key] = proxy_app[settings_key]
         app[upstream_key] = proxy_app[upstream_key]
+        app[store_key] = proxy_app[store_key]
+        app[identities_key] = proxy_app[identities_key]
+        app[metrics_key] = proxy_app[metrics_key]
+        app[clock_key] = proxy_app[clock_key]
 
     return share

@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from aiohttp import web
 
+from webproxy.cache.entry import CachedResponse
 from webproxy.config import Settings
 from webproxy.forward import Upstream
+from webproxy.identities import IdentityBook
+from webproxy.metrics import Metrics
+from webproxy.stores.base import CacheStore
+
+#: Wall-clock seconds (`time.time`); tests pass a hand-moved clock.
+Clock = Callable[[], float]
 
 settings_key = web.AppKey("settings", Settings)
 upstream_key = web.AppKey("upstream", Upstream)
+store_key = web.AppKey("store", CacheStore[CachedResponse])
+identities_key = web.AppKey("identities", IdentityBook)
+metrics_key = web.AppKey("metrics", Metrics)
+clock_key: web.AppKey[Clock] = web.AppKey("clock")

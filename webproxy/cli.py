@@ -85,6 +85,9 @@ def serve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
+    if settings.server.workers > 1:
+        print("server.workers: more than one worker process is not supported yet", file=sys.stderr)
+        return 2
     configure_logging(settings.log)
     asyncio.run(run_until_stopped(lambda listeners: _announce(settings, listeners)))
     return 0

@@ -189,16 +189,20 @@ class Fetched:
     body: bytes
 
 
-async def fetch(upstream: Upstream, request: web.BaseRequest, headers: CIMultiDict[str]) -> Fetched:
-    """GET without a body, read whole; for responses that may be stored."""
+async def fetch(upstream: Upstream, target: str, headers: CIMultiDict[str]) -> Fetched:
+    """GET `target` (raw path and query) and read the whole answer: it may be stored.
+
+    Takes plain values, not the request, because it may run in a flight task that
+    outlives the client that started it.
+    """
+    path = target.partition("?")[0]
     with upstream_errors():
-        async with upstream.session.request(
-            request.method,
-            upstream.url(request.raw_path),
+        async with upstream.session.get(
+            upstream.url(target),
             headers=headers,
             allow_redirects=False,
             skip_auto_headers=SKIP_AUTO_HEADERS,
-            timeout=upstream.timeout_for(request.path),
+            timeout=upstream.timeout_for(path),
         ) as response:
             body = await response.read()
             return Fetched(response.status, response.reason or "", response_headers(response), body)

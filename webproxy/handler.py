@@ -1,42 +1,123 @@
-"""The proxy route: refuse what must be refused, relay WebSockets, forward the rest."""
+"""The proxy route: WebSockets relayed, cached resources served, the rest forwarded.
+
+Forwarding also teaches the cache: a sign-in read of the caller's own `User` binds the
+credential to an identity, a 401 forgets it, and a write purges what it changed before
+its answer reaches the client.
+"""
 
 from __future__ import annotations
 
 import logging
+import time
+from typing import Final
 
 from aiohttp import web
 
-from webproxy.appkeys import settings_key, upstream_key
-from webproxy.errors import BodyTooLarge, UpstreamError, UpstreamTimeout
-from webproxy.forward import open_exchange, relay, upstream_headers
-from webproxy.intake import refuse
+from webproxy.answers import answer_fetched, refuse, upstream_failure
+from webproxy.appkeys import identities_key, metrics_key, settings_key, store_key, upstream_key
+from webproxy.cache.keys import canonical_path
+from webproxy.cache.rules import WRITE_METHODS, PurgeReason, match_cached, purges_for_write
+from webproxy.cache.users import USER_PATH, binds_identity, identity_of, parse_user
+from webproxy.cached import serve_cached
+from webproxy.errors import BodyTooLarge, StoreUnavailable, UpstreamError
+from webproxy.forward import LONG_LIVED_PREFIXES, fetch, open_exchange, relay, upstream_headers
 from webproxy.websocket import is_websocket_upgrade, relay_websocket
 
 log = logging.getLogger("webproxy.upstream")
 
+API_PREFIX: Final = "/finesse/api/"
+
 
 async def proxy(request: web.Request) -> web.StreamResponse:
-    settings = request.app[settings_key]
-    upstream = request.app[upstream_key]
     if is_websocket_upgrade(request):
         try:
-            return await relay_websocket(request, upstream)
+            return await relay_websocket(request, request.app[upstream_key])
         except UpstreamError as exc:
             return upstream_failure(request, exc)
+    settings = request.app[settings_key]
+    raw_path = request.raw_path.partition("?")[0]
+    if request.method == "GET" and settings.cache.enabled:
+        path = canonical_path(raw_path)
+        if path is not None:
+            scope = match_cached(path, media_domain_path=settings.cache.media_domain_path)
+            if scope is not None:
+                return await serve_cached(request, scope, path)
+            user = USER_PATH.match(path)
+            if user is not None and "Authorization" in request.headers:
+                return await sign_in(request, user.group(1))
+    return await forward(request, raw_path)
+
+
+async def forward(request: web.Request, raw_path: str) -> web.StreamResponse:
+    """Stream the exchange; forget a refused credential and purge after a write."""
+    app = request.app
+    started = time.perf_counter()
     try:
         response = await open_exchange(
-            upstream, request, upstream_headers(request), settings.server.max_body_bytes
+            app[upstream_key],
+            request,
+            upstream_headers(request),
+            app[settings_key].server.max_body_bytes,
         )
-    except UpstreamError as exc:
-        return upstream_failure(request, exc)
     except BodyTooLarge as exc:
         return refuse(413, str(exc))
+    except UpstreamError as exc:
+        app[metrics_key].upstream_errors.labels(type(exc).__name__).inc()
+        await purge_after_write(request, raw_path, None)
+        return upstream_failure(request, exc)
+    app[metrics_key].upstream_duration.labels(route_class(raw_path)).observe(
+        time.perf_counter() - started
+    )
+    if response.status == 401:
+        forget(request)
+    await purge_after_write(request, raw_path, response.status)
     return await relay(request, response)
 
 
-def upstream_failure(request: web.BaseRequest, exc: UpstreamError) -> web.Response:
-    """The one place an upstream failure becomes a status: 504 when slow, else 502."""
-    status = 504 if isinstance(exc, UpstreamTimeout) else 502
-    log.warning("%s %s -> %d: %s", request.method, request.path, status, exc)
-    text = "upstream timed out" if status == 504 else "upstream unavailable"
-    return web.Response(status=status, text=f"webproxy: {text}\n")
+async def sign_in(request: web.Request, user_id: str) -> web.StreamResponse:
+    """`GET User/{id}`: read whole (it is small) to learn who this credential belongs to."""
+    app = request.app
+    authorization = request.headers["Authorization"]
+    try:
+        fetched = await fetch(app[upstream_key], request.raw_path, upstream_headers(request))
+    except UpstreamError as exc:
+        app[metrics_key].upstream_errors.labels(type(exc).__name__).inc()
+        return upstream_failure(request, exc)
+    if fetched.status == 401:
+        forget(request)
+    elif fetched.status == 200:
+        user = parse_user(fetched.body)
+        if user is not None and binds_identity(authorization, user_id, user):
+            app[identities_key].bind(authorization, identity_of(user))
+    return answer_fetched(fetched)
+
+
+def forget(request: web.Request) -> None:
+    authorization = request.headers.get("Authorization")
+    if authorization:
+        request.app[identities_key].forget(authorization)
+
+
+async def purge_after_write(request: web.Request, raw_path: str, status: int | None) -> None:
+    """Purge what a write changed, before its answer is relayed: no stale read follows it."""
+    if request.method not in WRITE_METHODS:
+        return
+    app = request.app
+    media_path = app[settings_key].cache.media_domain_path
+    for purge in purges_for_write(request.method, raw_path, status, media_domain_path=media_path):
+        try:
+            await app[store_key].purge(purge.counter)
+        except StoreUnavailable as exc:
+            app[metrics_key].store_errors.labels("purge").inc()
+            log.warning("purge of %s owed until the store answers: %s", purge.counter, exc)
+        else:
+            app[metrics_key].purges.labels(PurgeReason.WRITE).inc()
+
+
+def route_class(raw_path: str) -> str:
+    """A bounded label for a path: api, longpoll, or other."""
+    if raw_path.startswith(API_PREFIX):
+        return "api"
+    if raw_path.startswith(LONG_LIVED_PREFIXES):
+        return "longpoll"
+    return "other"

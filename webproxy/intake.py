@@ -8,6 +8,7 @@ from typing import Final
 
 from aiohttp import web
 
+from webproxy.answers import refuse
 from webproxy.appkeys import settings_key
 
 #: `%` not followed by two hex digits.
@@ -39,7 +40,3 @@ def refusal(request: web.BaseRequest, max_body_bytes: int) -> web.Response | Non
     if length is not None and length > max_body_bytes:
         return refuse(413, f"request body larger than {max_body_bytes} bytes")
     return None
-
-
-def refuse(status: int, reason: str) -> web.Response:
-    return web.Response(status=status, text=f"webproxy: {reason}\n")

@@ -1,0 +1,110 @@
+"""Replicas sharing one real redis-server, and Redis going away under load."""
+
+from __future__ import annotations
+
+import pytest
+import redis.asyncio
+
+from tests.conftest import ADMIN, AGENT, Proxy, ProxyFactory, Sim, settings_for
+from tests.functional.finesse import sign_in, upstream_gets
+from tests.redisfixture import RedisServer
+from webproxy.config import Secret
+
+CODES = "/finesse/api/TeamResource/5000/ReasonCodes?category=ALL"
+NEW_CODE = (
+    "<ReasonCode><category>NOT_READY</category><code>778</code>"
+    "<label>Shared drill</label><forAll>true</forAll></ReasonCode>"
+)
+XML = {"Content-Type": "application/xml"}
+
+
+@pytest.fixture
+async def replicas(
+    sim: Sim, start_proxy: ProxyFactory, redis_url: str, redis_prefix: str
+) -> tuple[Proxy, Proxy]:
+    store = {"backend": "redis", "redis_url": Secret(redis_url), "key_prefix": redis_prefix}
+    settings = settings_for(sim.url, store=store)
+    first, second = await start_proxy(settings), await start_proxy(settings)
+    for proxy in (first, second):
+        await sign_in(proxy, "10001")
+    return first, second
+
+
+async def test_replicas_share_entries(replicas: tuple[Proxy, Proxy], sim: Sim) -> None:
+    first, second = replicas
+    stored = await first.client.get(CODES, headers=AGENT)
+    assert stored.headers["Cache-Status"].endswith("stored")
+    hit = await second.client.get(CODES, headers=AGENT)
+    assert hit.headers["Cache-Status"].startswith("webproxy; hit")
+    assert await hit.read() == await stored.read()
+
+
+async def test_a_write_through_one_replica_is_seen_fresh_through_the_other(
+    replicas: tuple[Proxy, Proxy],
+) -> None:
+    first, second = replicas
+    await second.client.get(CODES, headers=AGENT)
+    write = await first.client.post(
+        "/finesse/api/ReasonCode", data=NEW_CODE, headers={**ADMIN, **XML}
+    )
+    assert write.status == 200
+    fresh = await second.client.get(CODES, headers=AGENT)
+    assert fresh.headers["Cache-Status"].startswith("webproxy; fwd=miss")
+    assert b"Shared drill" in await fresh.read()
+
+
+async def test_requests_succeed_through_finesse_while_redis_is_down(
+    replicas: tuple[Proxy, Proxy], sim: Sim, redis_server: RedisServer
+) -> None:
+    first, _ = replicas
+    await first.client.get(CODES, headers=AGENT)
+    redis_server.stop()
+    before = upstream_gets(sim, "/finesse/api/TeamResource/5000/ReasonCodes")
+    for _ in range(3):
+        response = await first.client.get(CODES, headers=AGENT)
+        assert response.status == 200
+        assert response.headers["Cache-Status"].startswith("webproxy; fwd=uri-miss")
+    after = upstream_gets(sim, "/finesse/api/TeamResource/5000/ReasonCodes")
+    assert after == before + 3
+    ready = await first.admin.get("/readyz")
+    assert ready.status == 503
+    assert "store" in await ready.json()
+
+
+async def test_a_purge_during_an_outage_is_honoured_when_redis_returns(
+    replicas: tuple[Proxy, Proxy], sim: Sim, redis_server: RedisServer, redis_prefix: str
+) -> None:
+    first, second = replicas
+    await first.client.get(CODES, headers=AGENT)
+    saved = await dump_keys(redis_server.url, redis_prefix)
+    redis_server.stop()
+    write = await first.client.post(
+        "/finesse/api/ReasonCode", data=NEW_CODE, headers={**ADMIN, **XML}
+    )
+    assert write.status == 200  # the write itself went through; its purge is owed
+    redis_server.start()
+    await restore_keys(redis_server.url, saved)  # as if Redis had persisted the old entry
+    for proxy in (first, second):
+        response = await proxy.client.get(CODES, headers=AGENT)
+        assert response.status == 200
+        assert b"Shared drill" in await response.read()
+
+
+async def dump_keys(url: str, prefix: str) -> dict[bytes, bytes]:
+    client = redis.asyncio.Redis.from_url(url)
+    try:
+        keys = [key async for key in client.scan_iter(match=f"{prefix}:*")]
+        assert keys, "nothing was stored"
+        dumped = {key: await client.dump(key) for key in keys}
+        return {key: value for key, value in dumped.items() if value is not None}
+    finally:
+        await client.aclose()
+
+
+async def restore_keys(url: str, saved: dict[bytes, bytes]) -> None:
+    client = redis.asyncio.Redis.from_url(url)
+    try:
+        for key, value in saved.items():
+            await client.restore(key, 0, value, replace=True)
+    finally:
+        await client.aclose()

@@ -1,0 +1,284 @@
+"""Serving the cached resources: look up, decide who may have it, fetch once, store.
+
+Reads top to bottom: build the key, ask the store, decide (`Lookup`), then one small
+function per outcome. Only requests whose credential Finesse has accepted for the
+entry's scope ever receive a stored body; everything else goes to Finesse.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Final, assert_never
+
+from aiohttp import web
+from multidict import CIMultiDict
+
+from webproxy.answers import answer_fetched, upstream_failure
+from webproxy.appkeys import (
+    clock_key,
+    identities_key,
+    metrics_key,
+    settings_key,
+    store_key,
+    upstream_key,
+)
+from webproxy.cache.access import may_receive
+from webproxy.cache.entry import CachedResponse
+from webproxy.cache.keys import build_key, select_headers, vary_matches, wants_bypass
+from webproxy.cache.policy import (
+    Freshness,
+    Lookup,
+    age,
+    cache_status,
+    decide_storage,
+    freshness,
+    keep_time,
+    remaining_ttl,
+)
+from webproxy.cache.rules import Scope
+from webproxy.coalesce import Flights
+from webproxy.errors import StoreUnavailable, UpstreamError
+from webproxy.forward import Fetched, fetch, upstream_headers
+
+log = logging.getLogger("webproxy.store")
+
+#: What a request that may be stored for others sends upstream: its key and its credential.
+FORWARDED_FOR_CACHING: Final = frozenset({"authorization", "accept", "range"})
+#: Response fields a stored entry does not keep: recomputed on every answer.
+NOT_STORED: Final = ("content-length", "age", "cache-status")
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """One upstream fetch for a cached resource and what the cache made of it."""
+
+    fetched: Fetched
+    shareable: bool  # others who may receive this scope may be given this answer
+    stored: bool
+
+
+flights_key = web.AppKey("flights", Flights[Outcome])
+
+
+async def serve_cached(request: web.Request, scope: Scope, path: str) -> web.StreamResponse:
+    app = request.app
+    metrics = app[metrics_key]
+    key = build_key(path, request.query_string, request.headers)
+    authorization = request.headers.get("Authorization")
+    bypass = wants_bypass(request.query_string)
+    allowed = may_receive(app[identities_key].grants(authorization, scope), scope)
+    try:
+        found = await app[store_key].get(key, scope.counters)
+    except StoreUnavailable as exc:
+        metrics.store_errors.labels("get").inc()
+        log.warning("store unavailable, forwarding uncached: %s", exc)
+        return await _fetch_alone(request, scope, key, None, Lookup.UNCACHEABLE, None)
+    entry = found.value if allowed and not bypass else None
+    if entry is not None and not vary_matches(entry.vary, request.headers):
+        entry = None
+    stale = None  # expired, within the stale-if-error window: may answer if Finesse fails
+    if entry is not None:
+        now = app[clock_key]()
+        match freshness(entry, now, _window(request)):
+            case Freshness.FRESH:
+                metrics.lookups.labels(scope.label, Lookup.HIT).inc()
+                return answer_hit(entry, now)
+            case Freshness.STALE_USABLE:
+                stale = entry
+            case Freshness.EXPIRED:
+                pass
+    lookup = Lookup.BYPASS if bypass else Lookup.MISS if allowed else Lookup.UNAUTHORIZED
+    match lookup:
+        case Lookup.MISS:
+            return await _fetch_shared(request, scope, key, found.generation, stale)
+        case Lookup.BYPASS | Lookup.UNAUTHORIZED:
+            return await _fetch_alone(request, scope, key, found.generation, lookup, None)
+        case Lookup.HIT | Lookup.STALE | Lookup.UNCACHEABLE:
+            raise AssertionError(lookup)
+        case _:
+            assert_never(lookup)
+
+
+def answer_hit(entry: CachedResponse, now: float, *, detail: str = "") -> web.Response:
+    headers = CIMultiDict(entry.headers)
+    headers["Age"] = str(age(entry, now))
+    headers["Cache-Status"] = cache_status(Lookup.HIT, ttl=remaining_ttl(entry, now))
+    return web.Response(status=entry.status, body=entry.body, headers=headers)
+
+
+async def _fetch_shared(
+    request: web.Request,
+    scope: Scope,
+    key: str,
+    generation: tuple[int, ...],
+    stale: CachedResponse | None,
+) -> web.StreamResponse:
+    """A miss: join the flight for this key and generation, or lead one."""
+    app = request.app
+    flights = app[flights_key]
+    flight = (key, generation)
+    shared = await flights.join(flight, patience=app[settings_key].cache.coalesce_timeout)
+    if shared is not None and shared.shareable:
+        app[metrics_key].coalesced.inc()
+        app[metrics_key].lookups.labels(scope.label, Lookup.MISS).inc()
+        status = cache_status(Lookup.MISS, fwd_status=shared.fetched.status, detail="collapsed")
+        return answer_fetched(shared.fetched, status)
+    if shared is not None:  # the leader's answer was its own (401, 5xx, ...): ask for ours
+        return await _fetch_alone(request, scope, key, generation, Lookup.MISS, stale)
+    fetcher = _fetcher(request, scope, key, generation)
+    try:
+        outcome = await flights.lead(flight, fetcher)
+    except UpstreamError as exc:
+        return _failed(request, scope, exc, stale)
+    return _answer_outcome(request, scope, Lookup.MISS, outcome, stale)
+
+
+async def _fetch_alone(
+    request: web.Request,
+    scope: Scope,
+    key: str,
+    generation: tuple[int, ...] | None,
+    lookup: Lookup,
+    stale: CachedResponse | None,
+) -> web.StreamResponse:
+    """A fetch of this request's own: bypass, unauthorized, store down, or a lone miss."""
+    try:
+        outcome = await _fetcher(request, scope, key, generation)()
+    except UpstreamError as exc:
+        return _failed(request, scope, exc, stale)
+    return _answer_outcome(request, scope, lookup, outcome, stale)
+
+
+def _answer_outcome(
+    request: web.Request,
+    scope: Scope,
+    lookup: Lookup,
+    outcome: Outcome,
+    stale: CachedResponse | None,
+) -> web.StreamResponse:
+    metrics = request.app[metrics_key]
+    status = outcome.fetched.status
+    if status >= 500 and stale is not None:
+        return _serve_stale(request, scope, stale, fwd_status=status)
+    metrics.lookups.labels(scope.label, lookup).inc()
+    value = cache_status(lookup, stored=outcome.stored, fwd_status=status)
+    return answer_fetched(outcome.fetched, value)
+
+
+def _failed(
+    request: web.Request, scope: Scope, exc: UpstreamError, stale: CachedResponse | None
+) -> web.StreamResponse:
+    if stale is not None:
+        return _serve_stale(request, scope, stale, fwd_status=None)
+    return upstream_failure(request, exc)
+
+
+def _serve_stale(
+    request: web.Request, scope: Scope, stale: CachedResponse, *, fwd_status: int | None
+) -> web.Response:
+    """Stale-if-error: an expired (never a purged) entry, within the configured window."""
+    request.app[metrics_key].lookups.labels(scope.label, Lookup.STALE).inc()
+    now = request.app[clock_key]()
+    response = answer_hit(stale, now)
+    response.headers["Cache-Status"] = cache_status(
+        Lookup.STALE, fwd_status=fwd_status, ttl=remaining_ttl(stale, now)
+    )
+    return response
+
+
+def _window(request: web.Request) -> float:
+    return request.app[settings_key].cache.stale_if_error
+
+
+def _fetcher(
+    request: web.Request, scope: Scope, key: str, generation: tuple[int, ...] | None
+) -> Fetcher:
+    """Everything a fetch needs, taken from the request now: the flight may outlive it."""
+    return Fetcher(
+        app=request.app,
+        scope=scope,
+        key=key,
+        generation=generation,
+        target=request.raw_path,
+        headers=upstream_headers(request, keep=FORWARDED_FOR_CACHING),
+        authorization=request.headers.get("Authorization"),
+        vary_source=CIMultiDict(request.headers),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Fetcher:
+    """One upstream fetch of a cached resource: learn from the answer, store it if allowed."""
+
+    app: web.Application
+    scope: Scope
+    key: str
+    generation: tuple[int, ...] | None  # None: the store is down, store nothing
+    target: str
+    headers: CIMultiDict[str]
+    authorization: str | None
+    vary_source: CIMultiDict[str]
+
+    async def __call__(self) -> Outcome:
+        app = self.app
+        started = time.perf_counter()
+        try:
+            fetched = await fetch(app[upstream_key], self.target, self.headers)
+        except UpstreamError as exc:
+            app[metrics_key].upstream_errors.labels(type(exc).__name__).inc()
+            raise
+        finally:
+            app[metrics_key].upstream_duration.labels("cached").observe(
+                time.perf_counter() - started
+            )
+        self._learn(fetched.status)
+        return await self._store(fetched)
+
+    def _learn(self, status: int) -> None:
+        if self.authorization is None:
+            return
+        identities = self.app[identities_key]
+        if status == 401:
+            identities.forget(self.authorization)
+        elif 200 <= status < 300:
+            identities.approve(self.authorization, self.scope)
+
+    async def _store(self, fetched: Fetched) -> Outcome:
+        settings = self.app[settings_key].cache
+        decision = decide_storage(
+            "GET",
+            fetched.status,
+            fetched.headers,
+            ttl=settings.ttl[self.scope.resource],
+            override_upstream=self.scope.resource in settings.override_upstream,
+            request_range=self.vary_source.get("Range"),
+        )
+        if not decision.store or self.generation is None:
+            return Outcome(fetched, shareable=decision.store, stored=False)
+        entry = CachedResponse(
+            status=fetched.status,
+            headers=tuple(
+                (k, v) for k, v in fetched.headers.items() if k.lower() not in NOT_STORED
+            ),
+            body=fetched.body,
+            stored_at=self.app[clock_key](),
+            ttl=decision.ttl,
+            scope=self.scope,
+            vary=select_headers(self.vary_source, decision.vary),
+        )
+        try:
+            stored = await self.app[store_key].put(
+                self.key,
+                entry,
+                keep=keep_time(decision.ttl, settings.stale_if_error),
+                label=self.scope.label,
+                counters=self.scope.counters,
+                generation=self.generation,
+            )
+        except StoreUnavailable as exc:
+            self.app[metrics_key].store_errors.labels("put").inc()
+            log.warning("store unavailable, answer not stored: %s", exc)
+            stored = False
+        return Outcome(fetched, shareable=True, stored=stored)
