@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import lru_cache
 from typing import Final
@@ -49,19 +49,19 @@ class Scope:
 
     resource: Resource
     team: str | None = None
+    counters: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    """Generation counters whose bump invalidates this scope's entries (computed once)."""
 
     def __post_init__(self) -> None:
         if (self.resource is Resource.TEAM_RESOURCE) != (self.team is not None):
             raise ValueError(f"a team is required for TeamResource and only for it: {self!r}")
         if self.team is not None and not valid_team_id(self.team):
             raise ValueError(f"invalid team id {self.team!r}")
-
-    @property
-    def counters(self) -> tuple[str, ...]:
-        """Generation counters whose bump invalidates this scope's entries."""
         if self.team is None:
-            return (ALL_COUNTER, f"resource:{self.resource}")
-        return (ALL_COUNTER, TEAMS_COUNTER, f"team:{self.team}")
+            counters: tuple[str, ...] = (ALL_COUNTER, f"resource:{self.resource}")
+        else:
+            counters = (ALL_COUNTER, TEAMS_COUNTER, f"team:{self.team}")
+        object.__setattr__(self, "counters", counters)
 
     @property
     def label(self) -> str:
