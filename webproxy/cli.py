@@ -172,9 +172,10 @@ def _print_demo(proxy: Address, admin: Address, sim_address: Address) -> None:
   sign in as agent {user} (team {DEMO_TEAM}), password {password!r};
     agents 10001-10003 / 11001-11003 / ..., supervisors 10000 / 11000 / ...,
     administrator 'admin'; every password is {password!r}
-  try:
+  try (sign in, then read the team's reason codes twice: the second is a cache hit):
     curl -si -u {user}:{password} http://{_local(proxy)}/finesse/api/User/{user}
-    curl -si -u {user}:{password} '{url}'
+    curl -si -u {user}:{password} '{url}' | grep -i cache-status
+    curl -si -u {user}:{password} '{url}' | grep -i cache-status
 Ctrl-C stops both.""",
         flush=True,
     )
