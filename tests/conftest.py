@@ -85,7 +85,7 @@ async def start_proxy(aiohttp_client: AiohttpClient) -> AsyncIterator[ProxyFacto
         limit = settings.server.max_header_bytes  # as `webproxy serve` sets them
         await server.start_server(max_field_size=limit, max_line_size=limit)
         client: TestClient[web.Request, None] = await aiohttp_client(server)
-        admin = await aiohttp_client(make_admin_app(settings, app))
+        admin = await aiohttp_client(make_admin_app(app))
         return Proxy(client, admin, app)
 
     yield start
@@ -104,7 +104,8 @@ def store_section(request: pytest.FixtureRequest) -> dict[str, object]:
         return {"backend": "memory"}
     url = request.getfixturevalue("redis_url")
     prefix = request.getfixturevalue("redis_prefix")
-    return {"backend": "redis", "redis_url": Secret(url), "key_prefix": prefix}
+    # a generous timeout: a loaded CI machine must not turn a hit into a forwarded miss
+    return {"backend": "redis", "redis_url": Secret(url), "key_prefix": prefix, "timeout": 2.0}
 
 
 class ManualClock:

@@ -59,7 +59,7 @@ def _purge_for(team: str | None, resource: str | None) -> tuple[Purge, dict[str,
 
 def _refuse_unauthorised(request: web.Request) -> web.Response | None:
     """With a token: `Bearer <token>` or 401. Without: loopback clients only."""
-    token = request.app[settings_key].admin.token
+    token = request.app[settings_key].current.admin.token
     if token is not None:
         given = request.headers.get("Authorization", "")
         expected = f"Bearer {token.reveal()}"
@@ -102,7 +102,7 @@ async def cache_stats(request: web.Request) -> web.Response:
     misses = sum(n for r in lookups.values() for result, n in r.items() if result != "hit")
     return web.json_response(
         {
-            "backend": request.app[settings_key].store.backend,
+            "backend": request.app[settings_key].current.store.backend,
             "entries": stats.entries,
             "bytes": stats.bytes,
             "hits": hits,

@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry
 from webproxy.admin import cache_stats, clear_cache, healthz, metrics_page, readyz
 from webproxy.appkeys import (
     Clock,
+    LiveSettings,
     clock_key,
     identities_key,
     metrics_key,
@@ -72,7 +73,7 @@ def make_proxy_app(
         middlewares=[count_requests, last_resort, refuse_bad_requests],
         client_max_size=settings.server.max_body_bytes,
     )
-    app[settings_key] = settings
+    app[settings_key] = LiveSettings(settings)
     app[metrics_key] = Metrics(registry if registry is not None else CollectorRegistry())
     app[clock_key] = clock
     app[identities_key] = IdentityBook(settings.cache.identity_ttl)
@@ -83,8 +84,11 @@ def make_proxy_app(
     return app
 
 
-def make_admin_app(settings: Settings, proxy_app: web.Application) -> web.Application:
-    """The admin listener (loopback by default): cache control, metrics, health."""
+def make_admin_app(proxy_app: web.Application) -> web.Application:
+    """The admin listener (loopback by default): cache control, metrics, health.
+
+    It serves the objects `proxy_app` owns, so start the proxy app first.
+    """
     app = web.Application(middlewares=[last_resort])
     app.on_startup.append(_share_from(proxy_app))
     app.router.add_post("/admin/cache/clear", clear_cache)
@@ -96,7 +100,7 @@ def make_admin_app(settings: Settings, proxy_app: web.Application) -> web.Applic
 
 
 async def _upstream_ctx(app: web.Application) -> AsyncIterator[None]:
-    settings = app[settings_key]
+    settings = app[settings_key].current
     session = make_session(settings.upstream)
     app[upstream_key] = make_upstream(session, settings.upstream)
     yield
@@ -104,7 +108,7 @@ async def _upstream_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
-    store = app[settings_key].store
+    store = app[settings_key].current.store
     if store.backend == "memory":
         app[store_key] = MemoryStore[CachedResponse](store.max_bytes, sizeof=_sizeof)
         yield

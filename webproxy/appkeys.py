@@ -7,18 +7,31 @@ from collections.abc import Callable
 from aiohttp import web
 
 from webproxy.cache.entry import CachedResponse
+from webproxy.cache.policy import Lookup
 from webproxy.config import Settings
 from webproxy.forward import Upstream
 from webproxy.identities import IdentityBook
 from webproxy.metrics import Metrics
 from webproxy.stores.base import CacheStore
 
+
+class LiveSettings:
+    """The settings in force; a reload swaps in new ones (see `webproxy.reload`)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.current = settings
+
+
 #: Wall-clock seconds (`time.time`); tests pass a hand-moved clock.
 Clock = Callable[[], float]
 
-settings_key = web.AppKey("settings", Settings)
+settings_key = web.AppKey("settings", LiveSettings)
 upstream_key = web.AppKey("upstream", Upstream)
 store_key = web.AppKey("store", CacheStore[CachedResponse])
 identities_key = web.AppKey("identities", IdentityBook)
 metrics_key = web.AppKey("metrics", Metrics)
 clock_key: web.AppKey[Clock] = web.AppKey("clock")
+
+#: Per request, for the access log: what the cache did, and time spent waiting on Finesse.
+cache_result_key = web.RequestKey("cache_result", Lookup)
+upstream_seconds_key = web.RequestKey("upstream_seconds", float)

@@ -17,12 +17,14 @@ from multidict import CIMultiDict
 
 from webproxy.answers import answer_fetched, upstream_failure
 from webproxy.appkeys import (
+    cache_result_key,
     clock_key,
     identities_key,
     metrics_key,
     settings_key,
     store_key,
     upstream_key,
+    upstream_seconds_key,
 )
 from webproxy.cache.access import may_receive
 from webproxy.cache.entry import CachedResponse
@@ -57,6 +59,7 @@ class Outcome:
     fetched: Fetched
     shareable: bool  # others who may receive this scope may be given this answer
     stored: bool
+    upstream_seconds: float
 
 
 flights_key = web.AppKey("flights", Flights[Outcome])
@@ -83,7 +86,7 @@ async def serve_cached(request: web.Request, scope: Scope, path: str) -> web.Str
         now = app[clock_key]()
         match freshness(entry, now, _window(request)):
             case Freshness.FRESH:
-                metrics.lookups.labels(scope.label, Lookup.HIT).inc()
+                note_lookup(request, scope, Lookup.HIT)
                 return answer_hit(entry, now)
             case Freshness.STALE_USABLE:
                 stale = entry
@@ -99,6 +102,12 @@ async def serve_cached(request: web.Request, scope: Scope, path: str) -> web.Str
             raise AssertionError(lookup)
         case _:
             assert_never(lookup)
+
+
+def note_lookup(request: web.Request, scope: Scope, lookup: Lookup) -> None:
+    """Count the lookup, and tell the access log what the cache did."""
+    request.app[metrics_key].lookups.labels(scope.label, lookup).inc()
+    request[cache_result_key] = lookup
 
 
 def answer_hit(entry: CachedResponse, now: float) -> web.Response:
@@ -120,10 +129,10 @@ async def _fetch_shared(
     app = request.app
     flights = app[flights_key]
     flight = (key, generation)
-    shared = await flights.join(flight, patience=app[settings_key].cache.coalesce_timeout)
+    shared = await flights.join(flight, patience=app[settings_key].current.cache.coalesce_timeout)
     if shared is not None and shared.shareable:
         app[metrics_key].coalesced.inc()
-        app[metrics_key].lookups.labels(scope.label, Lookup.MISS).inc()
+        note_lookup(request, scope, Lookup.MISS)
         status = cache_status(Lookup.MISS, fwd_status=shared.fetched.status, detail="collapsed")
         return answer_fetched(shared.fetched, status)
     if shared is not None:  # the leader's answer was its own (401, 5xx, ...): ask for ours
@@ -159,11 +168,11 @@ def _answer_outcome(
     outcome: Outcome,
     stale: CachedResponse | None,
 ) -> web.StreamResponse:
-    metrics = request.app[metrics_key]
     status = outcome.fetched.status
     if status >= 500 and stale is not None:
         return _serve_stale(request, scope, stale, fwd_status=status)
-    metrics.lookups.labels(scope.label, lookup).inc()
+    note_lookup(request, scope, lookup)
+    request[upstream_seconds_key] = outcome.upstream_seconds
     value = cache_status(lookup, stored=outcome.stored, fwd_status=status)
     return answer_fetched(outcome.fetched, value)
 
@@ -180,7 +189,7 @@ def _serve_stale(
     request: web.Request, scope: Scope, stale: CachedResponse, *, fwd_status: int | None
 ) -> web.Response:
     """Stale-if-error: an expired (never a purged) entry, within the configured window."""
-    request.app[metrics_key].lookups.labels(scope.label, Lookup.STALE).inc()
+    note_lookup(request, scope, Lookup.STALE)
     now = request.app[clock_key]()
     response = answer_hit(stale, now)
     response.headers["Cache-Status"] = cache_status(
@@ -190,7 +199,7 @@ def _serve_stale(
 
 
 def _window(request: web.Request) -> float:
-    return request.app[settings_key].cache.stale_if_error
+    return request.app[settings_key].current.cache.stale_if_error
 
 
 def _fetcher(
@@ -228,14 +237,12 @@ class Fetcher:
         try:
             fetched = await fetch(app[upstream_key], self.target, self.headers)
         except UpstreamError as exc:
-            app[metrics_key].upstream_errors.labels(type(exc).__name__).inc()
+            app[metrics_key].upstream_errors.labels(exc.kind).inc()
             raise
-        finally:
-            app[metrics_key].upstream_duration.labels("cached").observe(
-                time.perf_counter() - started
-            )
+        seconds = time.perf_counter() - started
+        app[metrics_key].upstream_duration.labels("api").observe(seconds)
         self._learn(fetched.status)
-        return await self._store(fetched)
+        return await self._store(fetched, seconds)
 
     def _learn(self, status: int) -> None:
         if self.authorization is None:
@@ -246,8 +253,8 @@ class Fetcher:
         elif 200 <= status < 300:
             identities.approve(self.authorization, self.scope)
 
-    async def _store(self, fetched: Fetched) -> Outcome:
-        settings = self.app[settings_key].cache
+    async def _store(self, fetched: Fetched, seconds: float) -> Outcome:
+        settings = self.app[settings_key].current.cache
         decision = decide_storage(
             "GET",
             fetched.status,
@@ -257,7 +264,7 @@ class Fetcher:
             request_range=self.vary_source.get("Range"),
         )
         if not decision.store or self.generation is None:
-            return Outcome(fetched, shareable=decision.store, stored=False)
+            return Outcome(fetched, decision.store, stored=False, upstream_seconds=seconds)
         entry = CachedResponse(
             status=fetched.status,
             headers=tuple(
@@ -282,4 +289,4 @@ class Fetcher:
             self.app[metrics_key].store_errors.labels("put").inc()
             log.warning("store unavailable, answer not stored: %s", exc)
             stored = False
-        return Outcome(fetched, shareable=True, stored=stored)
+        return Outcome(fetched, shareable=True, stored=stored, upstream_seconds=seconds)

@@ -96,7 +96,10 @@ def serve(args: argparse.Namespace) -> int:
 async def _announce(settings: Settings, listeners: Listeners) -> None:
     await start_proxy(settings, listeners)
     proxy, admin = listeners.addresses["proxy"], listeners.addresses["admin"]
-    print(f"webproxy: proxy on {proxy}, admin on {admin}, upstream {settings.upstream.url}")
+    print(
+        f"webproxy: proxy on {proxy}, admin on {admin}, upstream {settings.upstream.url}",
+        flush=True,
+    )
 
 
 def check_config(path: str) -> int:
@@ -122,7 +125,7 @@ def sim(args: argparse.Namespace) -> int:
 
     async def start(listeners: Listeners) -> None:
         bound = await listeners.add("sim", simulator.app, address)
-        print(f"Finesse simulator on http://{bound} (every password: finesse)")
+        print(f"Finesse simulator on http://{bound} (every password: finesse)", flush=True)
 
     asyncio.run(run_until_stopped(start))
     return 0
@@ -198,7 +201,8 @@ def _admin_call(base: str, path: str, method: str, token: str | None) -> int:
         with urllib.request.urlopen(request, timeout=10) as response:
             body = json.loads(response.read() or b"{}")
     except urllib.error.HTTPError as exc:
-        print(f"webproxy: admin API answered {exc.code} {exc.reason}", file=sys.stderr)
+        detail = _error_detail(exc)
+        print(f"webproxy: admin API answered {exc.code} {exc.reason}{detail}", file=sys.stderr)
         return 1
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
@@ -206,3 +210,12 @@ def _admin_call(base: str, path: str, method: str, token: str | None) -> int:
         return 1
     print(json.dumps(body, indent=2, sort_keys=True))
     return 0
+
+
+def _error_detail(exc: urllib.error.HTTPError) -> str:
+    """The admin API's own `{"error": ...}` reason, if it gave one."""
+    try:
+        error = json.loads(exc.read()).get("error")
+    except (ValueError, AttributeError, OSError):
+        return ""
+    return f": {error}" if isinstance(error, str) else ""

@@ -22,13 +22,19 @@ class BodyTooLarge(WebProxyError):
 class UpstreamError(WebProxyError):
     """The upstream (Finesse) could not give an answer."""
 
+    kind = "error"  # a bounded metric label
+
 
 class UpstreamUnavailable(UpstreamError):
     """The upstream refused or dropped the connection."""
 
+    kind = "unavailable"
+
 
 class UpstreamTimeout(UpstreamError, TimeoutError):
     """The upstream took longer than the configured timeout."""
+
+    kind = "timeout"
 
 
 class StoreUnavailable(WebProxyError):

@@ -14,7 +14,14 @@ from typing import Final
 from aiohttp import web
 
 from webproxy.answers import answer_fetched, refuse, upstream_failure
-from webproxy.appkeys import identities_key, metrics_key, settings_key, store_key, upstream_key
+from webproxy.appkeys import (
+    identities_key,
+    metrics_key,
+    settings_key,
+    store_key,
+    upstream_key,
+    upstream_seconds_key,
+)
 from webproxy.cache.keys import canonical_path
 from webproxy.cache.rules import WRITE_METHODS, PurgeReason, match_cached, purges_for_write
 from webproxy.cache.users import USER_PATH, binds_identity, identity_of, parse_user
@@ -34,7 +41,7 @@ async def proxy(request: web.Request) -> web.StreamResponse:
             return await relay_websocket(request, request.app[upstream_key])
         except UpstreamError as exc:
             return upstream_failure(request, exc)
-    settings = request.app[settings_key]
+    settings = request.app[settings_key].current
     raw_path = request.raw_path.partition("?")[0]
     if request.method == "GET" and settings.cache.enabled:
         path = canonical_path(raw_path)
@@ -57,17 +64,17 @@ async def forward(request: web.Request, raw_path: str) -> web.StreamResponse:
             app[upstream_key],
             request,
             upstream_headers(request),
-            app[settings_key].server.max_body_bytes,
+            app[settings_key].current.server.max_body_bytes,
         )
     except BodyTooLarge as exc:
         return refuse(413, str(exc))
     except UpstreamError as exc:
-        app[metrics_key].upstream_errors.labels(type(exc).__name__).inc()
+        app[metrics_key].upstream_errors.labels(exc.kind).inc()
         await purge_after_write(request, raw_path, None)
         return upstream_failure(request, exc)
-    app[metrics_key].upstream_duration.labels(route_class(raw_path)).observe(
-        time.perf_counter() - started
-    )
+    seconds = time.perf_counter() - started
+    request[upstream_seconds_key] = seconds
+    app[metrics_key].upstream_duration.labels(route_class(raw_path)).observe(seconds)
     if response.status == 401:
         forget(request)
     await purge_after_write(request, raw_path, response.status)
@@ -78,11 +85,15 @@ async def sign_in(request: web.Request, user_id: str) -> web.StreamResponse:
     """`GET User/{id}`: read whole (it is small) to learn who this credential belongs to."""
     app = request.app
     authorization = request.headers["Authorization"]
+    started = time.perf_counter()
     try:
         fetched = await fetch(app[upstream_key], request.raw_path, upstream_headers(request))
     except UpstreamError as exc:
-        app[metrics_key].upstream_errors.labels(type(exc).__name__).inc()
+        app[metrics_key].upstream_errors.labels(exc.kind).inc()
         return upstream_failure(request, exc)
+    seconds = time.perf_counter() - started
+    request[upstream_seconds_key] = seconds
+    app[metrics_key].upstream_duration.labels("api").observe(seconds)
     if fetched.status == 401:
         forget(request)
     elif fetched.status == 200:
@@ -103,7 +114,7 @@ async def purge_after_write(request: web.Request, raw_path: str, status: int | N
     if request.method not in WRITE_METHODS:
         return
     app = request.app
-    media_path = app[settings_key].cache.media_domain_path
+    media_path = app[settings_key].current.cache.media_domain_path
     for purge in purges_for_write(request.method, raw_path, status, media_domain_path=media_path):
         try:
             await app[store_key].purge(purge.counter)

@@ -20,7 +20,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 @web.middleware
 async def refuse_bad_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Answer a request no upstream should see before routing (unrouteable ones included)."""
-    refused = refusal(request, request.app[settings_key].server.max_body_bytes)
+    refused = refusal(request, request.app[settings_key].current.server.max_body_bytes)
     if refused is not None:
         return refused
     return await handler(request)

@@ -72,7 +72,7 @@ async def start_proxy(settings: Settings, listeners: Listeners) -> None:
         tls=tls_context(settings.server),
         max_header_bytes=settings.server.max_header_bytes,
     )
-    await listeners.add("admin", make_admin_app(settings, proxy_app), settings.admin.listen)
+    await listeners.add("admin", make_admin_app(proxy_app), settings.admin.listen)
 
 
 async def run_until_stopped(start: Callable[[Listeners], Awaitable[None]]) -> None:

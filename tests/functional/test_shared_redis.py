@@ -22,7 +22,12 @@ XML = {"Content-Type": "application/xml"}
 async def replicas(
     sim: Sim, start_proxy: ProxyFactory, redis_url: str, redis_prefix: str
 ) -> tuple[Proxy, Proxy]:
-    store = {"backend": "redis", "redis_url": Secret(redis_url), "key_prefix": redis_prefix}
+    store = {
+        "backend": "redis",
+        "redis_url": Secret(redis_url),
+        "key_prefix": redis_prefix,
+        "timeout": 2.0,
+    }
     settings = settings_for(sim.url, store=store)
     first, second = await start_proxy(settings), await start_proxy(settings)
     for proxy in (first, second):

@@ -1,0 +1,295 @@
+"""The `webproxy` command, run as a real subprocess against listeners on real sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+import aiohttp
+import pytest
+
+from tests.conftest import AGENT, Proxy, ProxyFactory, Sim, settings_for
+from tests.functional.finesse import upstream_gets
+from tests.functional.test_admin import CHAT, CODES, TOKEN, WARM, outcomes, warm_up
+from webproxy.config import Secret
+
+ROOT: Final = Path(__file__).resolve().parents[2]
+RUN_TIMEOUT: Final = 30.0  # a short command, including interpreter start-up
+START_DEADLINE: Final = 20.0  # a long-running command announces its URLs within this
+STOP_DEADLINE: Final = 10.0  # and exits within this after SIGINT or SIGTERM
+DEMO_ANNOUNCE: Final = re.compile(r"^\s*proxy\s+(http://\S+)")
+SERVE_ANNOUNCE: Final = re.compile(r"^webproxy: proxy on (\S+), admin on (\S+), upstream (\S+)$")
+PROBLEM_LINE: Final = re.compile(r"^[\w.]+: \S.*$")
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """How a command ended: exit code, standard output and standard error."""
+
+    code: int
+    out: str
+    err: str
+
+
+def command_env(**extra: str) -> dict[str, str]:
+    """This environment minus WEBPROXY_* and PYTHONUNBUFFERED (an operator's shell has neither)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WEBPROXY_")}
+    env.pop("PYTHONUNBUFFERED", None)
+    return env | extra
+
+
+async def spawn(args: tuple[str, ...], env: dict[str, str]) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "webproxy", *args),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=command_env(**env),
+        cwd=ROOT,
+    )
+
+
+async def finish(process: asyncio.subprocess.Process, deadline: float) -> Finished:
+    """Wait for the process to exit and collect its output; kill it if it takes too long."""
+    try:
+        async with asyncio.timeout(deadline):
+            out, err = await process.communicate()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert process.returncode is not None
+    return Finished(process.returncode, out.decode(), err.decode())
+
+
+async def webproxy(*args: str, **env: str) -> Finished:
+    """Run `python -m webproxy ARGS` to the end."""
+    return await finish(await spawn(args, env), RUN_TIMEOUT)
+
+
+@dataclass(frozen=True, slots=True)
+class Running:
+    """A long-running command and the line it announced itself with."""
+
+    process: asyncio.subprocess.Process
+    announced: re.Match[str]
+
+    async def stop(self, signum: signal.Signals) -> Finished:
+        self.process.send_signal(signum)
+        return await finish(self.process, STOP_DEADLINE)
+
+
+@asynccontextmanager
+async def running(*args: str, announce: re.Pattern[str], **env: str) -> AsyncIterator[Running]:
+    """Start `python -m webproxy ARGS`, read stdout until `announce` matches; kill it at the end."""
+    process = await spawn(args, env)
+    try:
+        yield Running(process, await read_until(process, announce))
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+async def read_until(
+    process: asyncio.subprocess.Process, pattern: re.Pattern[str]
+) -> re.Match[str]:
+    assert process.stdout is not None
+    lines: list[str] = []
+    try:
+        async with asyncio.timeout(START_DEADLINE):
+            while line := (await process.stdout.readline()).decode():
+                lines.append(line)
+                if found := pattern.search(line.rstrip("\n")):
+                    return found
+    except TimeoutError:
+        pytest.fail(f"nothing matched {pattern.pattern!r} in {START_DEADLINE} s; stdout: {lines}")
+    pytest.fail(f"exited ({await process.wait()}) without announcing itself; stdout: {lines}")
+
+
+@pytest.fixture
+async def warm(sim: Sim, start_proxy: ProxyFactory) -> Proxy:
+    return await warm_up(await start_proxy(settings_for(sim.url)))
+
+
+@pytest.fixture
+async def guarded(sim: Sim, start_proxy: ProxyFactory) -> Proxy:
+    """Warm, with an admin token configured."""
+    return await warm_up(await start_proxy(settings_for(sim.url, admin={"token": Secret(TOKEN)})))
+
+
+def admin_url(proxy: Proxy) -> str:
+    return str(proxy.admin.make_url("")).rstrip("/")
+
+
+async def missed(proxy: Proxy) -> set[str]:
+    """The warmed paths the proxy now has to fetch again (each is read once, so re-cached)."""
+    return {path for path, seen in (await outcomes(proxy)).items() if seen == "miss"}
+
+
+@pytest.mark.parametrize(
+    ("flags", "cleared", "expected_misses"),
+    [
+        ((), {"scope": "all"}, set(WARM)),
+        (("--team", "5000"), {"scope": "team", "team": "5000"}, {CODES.format(team="5000")}),
+        (("--resource", "ChatConfig"), {"scope": "resource", "resource": "ChatConfig"}, {CHAT}),
+    ],
+    ids=["everything", "one-team", "one-resource"],
+)
+async def test_cache_clear_rest_clears_the_scope_it_names_and_prints_it(
+    warm: Proxy, flags: tuple[str, ...], cleared: dict[str, str], expected_misses: set[str]
+) -> None:
+    done = await webproxy("cache", "clear", "rest", *flags, "--admin-url", admin_url(warm))
+    assert (done.code, done.err) == (0, "")
+    assert json.loads(done.out) == {"cleared": cleared}
+    assert await missed(warm) == expected_misses
+
+
+@pytest.mark.parametrize(
+    ("flags", "env"),
+    [
+        (("--token", TOKEN), {}),
+        ((), {"WEBPROXY_ADMIN_TOKEN": TOKEN}),
+        (("--token", TOKEN), {"WEBPROXY_ADMIN_TOKEN": "stale"}),
+    ],
+    ids=["token-flag", "token-from-environment", "flag-beats-environment"],
+)
+async def test_cache_clear_rest_with_the_admin_token_clears(
+    guarded: Proxy, flags: tuple[str, ...], env: dict[str, str]
+) -> None:
+    done = await webproxy(
+        "cache", "clear", "rest", *flags, "--admin-url", admin_url(guarded), **env
+    )
+    assert (done.code, done.err) == (0, "")
+    assert json.loads(done.out) == {"cleared": {"scope": "all"}}
+    assert await missed(guarded) == set(WARM)
+
+
+@pytest.mark.parametrize("flags", [("--token", "wrong"), ()], ids=["wrong-token", "no-token"])
+async def test_cache_clear_rest_refused_by_the_token_exits_1_with_one_line_naming_401(
+    guarded: Proxy, flags: tuple[str, ...]
+) -> None:
+    done = await webproxy("cache", "clear", "rest", *flags, "--admin-url", admin_url(guarded))
+    assert done.code == 1
+    assert done.out == ""
+    assert len(done.err.splitlines()) == 1
+    assert "401" in done.err
+    assert await missed(guarded) == set()
+
+
+async def test_cache_clear_rest_with_an_unknown_resource_exits_1_with_one_line(
+    warm: Proxy,
+) -> None:
+    done = await webproxy(
+        "cache", "clear", "rest", "--resource", "Nope", "--admin-url", admin_url(warm)
+    )
+    assert done.code == 1
+    assert done.out == ""
+    assert len(done.err.splitlines()) == 1
+    assert "400" in done.err
+    assert await missed(warm) == set()
+
+
+@contextmanager
+def refused_port() -> Iterator[int]:
+    """A port that refuses connections: bound, never listening, freed afterwards."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield int(sock.getsockname()[1])
+
+
+@pytest.mark.parametrize("command", [("cache", "clear", "rest"), ("cache", "stats")])
+async def test_an_unreachable_admin_api_exits_1_with_one_line(command: tuple[str, ...]) -> None:
+    with refused_port() as port:
+        done = await webproxy(*command, "--admin-url", f"http://127.0.0.1:{port}")
+    assert done.code == 1
+    assert done.out == ""
+    assert len(done.err.splitlines()) == 1
+    assert f"127.0.0.1:{port}" in done.err
+
+
+async def test_cache_stats_prints_the_entries_as_json(warm: Proxy) -> None:
+    done = await webproxy("cache", "stats", "--admin-url", admin_url(warm))
+    assert (done.code, done.err) == (0, "")
+    stats = json.loads(done.out)
+    assert stats["entries"] == len(WARM)
+    assert stats["resources"]["TeamResource"]["entries"] == 2
+
+
+async def test_check_config_accepts_the_documented_example() -> None:
+    done = await webproxy("check-config", "config/webproxy.toml")
+    assert (done.code, done.err) == (0, "")
+
+
+async def test_check_config_names_each_problem_of_a_broken_file_on_its_own_line(
+    tmp_path: Path,
+) -> None:
+    broken = tmp_path / "broken.toml"
+    broken.write_text(
+        '[server]\nlisten = "nonsense"\nworkers = 0\n[bogus]\nx = 1\n[cache.ttl]\nChatConfig = -1\n'
+    )
+    done = await webproxy("check-config", str(broken))
+    assert done.code == 2
+    lines = done.err.splitlines()
+    assert all(PROBLEM_LINE.match(line) for line in lines), lines
+    keys = [line.partition(":")[0] for line in lines]
+    assert sorted(keys) == ["bogus", "cache.ttl.ChatConfig", "server.listen", "server.workers"]
+
+
+async def get(url: str) -> tuple[int, str]:
+    async with aiohttp.ClientSession() as session:
+        async with asyncio.timeout(10), session.get(url, headers=AGENT) as response:
+            return response.status, await response.text()
+
+
+async def test_the_demo_serves_a_signed_in_read_and_stops_cleanly_on_sigint() -> None:
+    args = ("--listen", "127.0.0.1:0", "--sim-listen", "127.0.0.1:0")
+    async with running(
+        "demo", *args, "--admin-listen", "127.0.0.1:0", announce=DEMO_ANNOUNCE
+    ) as demo:
+        status, body = await get(demo.announced[1] + "/finesse/api/User/10001")
+        assert status == 200
+        assert "<loginId>10001</loginId>" in body
+        done = await demo.stop(signal.SIGINT)
+    assert done.code == 0, done.err
+
+
+async def test_serve_proxies_to_its_upstream_and_stops_cleanly_on_sigterm(sim: Sim) -> None:
+    args = ("serve", "--upstream", sim.url, "--listen", "127.0.0.1:0")
+    async with running(*args, "--admin-listen", "127.0.0.1:0", announce=SERVE_ANNOUNCE) as served:
+        proxy, admin, upstream = served.announced.groups()
+        assert upstream == sim.url
+        status, _ = await get(f"http://{proxy}/finesse/api/User/10001")
+        assert status == 200
+        assert upstream_gets(sim, "/finesse/api/User/10001") == 1
+        assert (await get(f"http://{admin}/healthz"))[0] == 200
+        done = await served.stop(signal.SIGTERM)
+    assert done.code == 0, done.err
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "key"),
+    [
+        ("--listen", "nonsense", "server.listen"),
+        ("--admin-listen", "127.0.0.1:99999", "admin.listen"),
+        ("--upstream", "ftp://finesse", "upstream.url"),
+    ],
+    ids=["listen", "admin-listen", "upstream"],
+)
+async def test_serve_with_a_bad_flag_value_exits_2_with_one_line_naming_it(
+    flag: str, value: str, key: str
+) -> None:
+    done = await webproxy("serve", flag, value)
+    assert done.code == 2
+    assert done.out == ""
+    assert len(done.err.splitlines()) == 1
+    assert done.err.startswith(key)
