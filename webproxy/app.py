@@ -5,21 +5,25 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from webproxy.admin import cache_stats, clear_cache, healthz, metrics_page, readyz
+from webproxy.admin import cache_stats, clear_cache, healthz, metrics_page, readyz, reload_route
 from webproxy.appkeys import (
     Clock,
     LiveSettings,
+    SettingsSource,
     clock_key,
     identities_key,
     metrics_key,
     settings_key,
+    source_key,
     store_key,
     upstream_key,
+    websockets_key,
 )
 from webproxy.cache.entry import CachedResponse, decode_entry, encode_entry
 from webproxy.cached import Outcome, flights_key
@@ -32,6 +36,7 @@ from webproxy.intake import refuse_bad_requests
 from webproxy.metrics import Metrics
 from webproxy.stores.memory import MemoryStore
 from webproxy.stores.redis import RedisStore, make_redis_client
+from webproxy.websocket import GOING_AWAY
 
 log = logging.getLogger("webproxy.server")
 
@@ -67,6 +72,7 @@ def make_proxy_app(
     *,
     registry: CollectorRegistry | None = None,
     clock: Clock = time.time,
+    source: SettingsSource | None = None,
 ) -> web.Application:
     """The public listener: every path goes to `proxy`. It owns the shared objects."""
     app = web.Application(
@@ -76,6 +82,9 @@ def make_proxy_app(
     app[settings_key] = LiveSettings(settings)
     app[metrics_key] = Metrics(registry if registry is not None else CollectorRegistry())
     app[clock_key] = clock
+    app[source_key] = source if source is not None else (lambda: settings)
+    app[websockets_key] = weakref.WeakSet()
+    app.on_shutdown.append(_close_websockets)
     app[identities_key] = IdentityBook(settings.cache.identity_ttl)
     app[flights_key] = Flights[Outcome]()
     app.cleanup_ctx.append(_upstream_ctx)
@@ -92,6 +101,7 @@ def make_admin_app(proxy_app: web.Application) -> web.Application:
     app = web.Application(middlewares=[last_resort])
     app.on_startup.append(_share_from(proxy_app))
     app.router.add_post("/admin/cache/clear", clear_cache)
+    app.router.add_post("/admin/reload", reload_route)
     app.router.add_get("/admin/cache", cache_stats)
     app.router.add_get("/metrics", metrics_page)
     app.router.add_get("/healthz", healthz)
@@ -113,7 +123,9 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
         app[store_key] = MemoryStore[CachedResponse](store.max_bytes, sizeof=_sizeof)
         yield
         return
-    client = make_redis_client(store.redis_url.reveal(), timeout=store.timeout)
+    client = make_redis_client(
+        store.redis_url.reveal(), timeout=store.timeout, max_connections=store.max_connections
+    )
     app[store_key] = RedisStore[CachedResponse](
         client, prefix=store.key_prefix, encode=encode_entry, decode=decode_entry
     )
@@ -122,6 +134,13 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     finally:
         await app[store_key].close()
         await client.aclose()
+
+
+async def _close_websockets(app: web.Application) -> None:
+    """At shutdown, relayed WebSockets are told the proxy is going away (1001)."""
+    sockets: weakref.WeakSet[web.WebSocketResponse] = app[websockets_key]
+    for socket in list(sockets):
+        await socket.close(code=GOING_AWAY, message=b"webproxy shutting down")
 
 
 def _sizeof(entry: CachedResponse) -> int:
@@ -136,5 +155,6 @@ def _share_from(proxy_app: web.Application) -> Callable[[web.Application], Await
         app[identities_key] = proxy_app[identities_key]
         app[metrics_key] = proxy_app[metrics_key]
         app[clock_key] = proxy_app[clock_key]
+        app[source_key] = proxy_app[source_key]
 
     return share

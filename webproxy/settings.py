@@ -95,6 +95,7 @@ class ServerSettings:
     workers: int = 1
     max_header_bytes: int = 16384
     max_body_bytes: int = 16 * MIB
+    shutdown_grace: float = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +120,7 @@ class StoreSettings:
     key_prefix: str = "webproxy"
     max_bytes: int = 64 * MIB
     timeout: float = 0.25
+    max_connections: int = 50
 
 
 def _default_ttls() -> Mapping[str, float]:

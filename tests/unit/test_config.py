@@ -83,6 +83,7 @@ DEFAULTS = {
     "server.workers": 1,
     "server.max_header_bytes": 16384,
     "server.max_body_bytes": 16 * 1024 * 1024,
+    "server.shutdown_grace": 30.0,
     "upstream.url": "http://127.0.0.1:8082",
     "upstream.connect_timeout": 5.0,
     "upstream.read_timeout": 30.0,
@@ -95,6 +96,7 @@ DEFAULTS = {
     "store.key_prefix": "webproxy",
     "store.max_bytes": 64 * 1024 * 1024,
     "store.timeout": 0.25,
+    "store.max_connections": 50,
     "cache.enabled": True,
     "cache.identity_ttl": 300.0,
     "cache.stale_if_error": 300.0,
@@ -611,6 +613,7 @@ def test_describe_gives_plain_data_with_secrets_masked() -> None:
         "key_prefix": "webproxy",
         "max_bytes": 64 * 1024 * 1024,
         "timeout": 0.25,
+        "max_connections": 50,
     }
     cache = described["cache"]
     assert isinstance(cache, dict)

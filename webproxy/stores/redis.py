@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Final, Generic
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError, RedisError
@@ -50,21 +50,26 @@ return 1
 """
 
 
-def make_redis_client(url: str, *, timeout: float) -> Redis:
+def make_redis_client(url: str, *, timeout: float, max_connections: int = 50) -> Redis:
     """Build a client that fails fast: every connect and reply is bounded by `timeout`.
 
     One quick retry on a connection error only (a pooled connection may have died with a Redis
     restart); a timeout is never retried, so a Redis that hangs costs one `timeout` at most.
+    The pool blocks for a free connection (at most `timeout`) rather than failing at once
+    when every connection is busy, as redis-py's default pool does past its limit.
     """
     retry = Retry(ExponentialBackoff(cap=0.05, base=0.01), 1, (RedisConnectionError,))
-    return Redis.from_url(
+    pool = BlockingConnectionPool.from_url(
         url,
+        max_connections=max_connections,
+        timeout=timeout,
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
         retry=retry,
         health_check_interval=0,
         decode_responses=False,
     )
+    return Redis.from_pool(pool)
 
 
 @contextlib.contextmanager
