@@ -10,10 +10,19 @@ from typing import Final
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from webproxy.appkeys import identities_key, metrics_key, settings_key, store_key, upstream_key
+from webproxy.appkeys import (
+    identities_key,
+    metrics_key,
+    settings_key,
+    source_key,
+    store_key,
+    upstream_key,
+)
 from webproxy.cache.rules import Purge, PurgeReason, Resource, valid_team_id
-from webproxy.errors import StoreUnavailable, UpstreamError
+from webproxy.errors import ConfigError, StoreUnavailable, UpstreamError
 from webproxy.forward import upstream_errors
+from webproxy.logs import configure_logging
+from webproxy.reload import Reload, plan_reload
 
 log = logging.getLogger("webproxy.admin")
 
@@ -80,6 +89,43 @@ def _is_loopback(remote: str | None) -> bool:
         return remote is not None and ipaddress.ip_address(remote).is_loopback
     except ValueError:
         return False
+
+
+async def reload_route(request: web.Request) -> web.Response:
+    """`POST /admin/reload`: what SIGHUP does; says what changed and what needs a restart."""
+    refused = _refuse_unauthorised(request)
+    if refused is not None:
+        return refused
+    try:
+        done = reload_settings(request.app)
+    except ConfigError as exc:
+        return web.json_response(
+            {"error": "configuration refused", "problems": exc.problems}, status=400
+        )
+    return web.json_response({"applied": done.applied, "needs_restart": done.needs_restart})
+
+
+def reload_settings(app: web.Application) -> Reload:
+    """Read the configuration again and take on what can change while serving.
+
+    A configuration with problems changes nothing (logged, and raised for the caller).
+    """
+    live = app[settings_key]
+    try:
+        wanted = app[source_key]()
+    except ConfigError as exc:
+        log.error("reload refused, nothing changed:\n%s", exc)
+        raise
+    done = plan_reload(live.current, wanted)
+    live.current = done.settings
+    if any(name.startswith("log.") for name in done.applied):
+        configure_logging(done.settings.log)
+    log.info(
+        "reloaded: applied %s; needs a restart: %s",
+        ", ".join(done.applied) or "nothing",
+        ", ".join(done.needs_restart) or "nothing",
+    )
+    return done
 
 
 async def cache_stats(request: web.Request) -> web.Response:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 
 from aiohttp import web
@@ -22,6 +23,9 @@ class LiveSettings:
         self.current = settings
 
 
+#: Reads the configuration again (file, environment, flags) for a reload.
+SettingsSource = Callable[[], Settings]
+
 #: Wall-clock seconds (`time.time`); tests pass a hand-moved clock.
 Clock = Callable[[], float]
 
@@ -31,6 +35,8 @@ store_key = web.AppKey("store", CacheStore[CachedResponse])
 identities_key = web.AppKey("identities", IdentityBook)
 metrics_key = web.AppKey("metrics", Metrics)
 clock_key: web.AppKey[Clock] = web.AppKey("clock")
+source_key: web.AppKey[SettingsSource] = web.AppKey("settings_source")
+websockets_key = web.AppKey("websockets", weakref.WeakSet[web.WebSocketResponse])
 
 #: Per request, for the access log: what the cache did, and time spent waiting on Finesse.
 cache_result_key = web.RequestKey("cache_result", Lookup)

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from webproxy import __version__
+from webproxy.appkeys import SettingsSource
 from webproxy.config import Address, ConfigError, Settings, load_settings, parse_address
 from webproxy.logs import configure_logging
 from webproxy.server import Listeners, run_until_stopped, start_proxy
@@ -80,8 +81,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def serve(args: argparse.Namespace) -> int:
     flags = {key: value for key, value in vars(args).items() if "." in key}
+
+    def source() -> Settings:
+        return load_settings(args.config, os.environ, flags)
+
     try:
-        settings = load_settings(args.config, os.environ, flags)
+        settings = source()
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
@@ -89,12 +94,12 @@ def serve(args: argparse.Namespace) -> int:
         print("server.workers: more than one worker process is not supported yet", file=sys.stderr)
         return 2
     configure_logging(settings.log)
-    asyncio.run(run_until_stopped(lambda listeners: _announce(settings, listeners)))
+    asyncio.run(run_until_stopped(lambda listeners: _announce(settings, listeners, source)))
     return 0
 
 
-async def _announce(settings: Settings, listeners: Listeners) -> None:
-    await start_proxy(settings, listeners)
+async def _announce(settings: Settings, listeners: Listeners, source: SettingsSource) -> None:
+    await start_proxy(settings, listeners, source)
     proxy, admin = listeners.addresses["proxy"], listeners.addresses["admin"]
     print(
         f"webproxy: proxy on {proxy}, admin on {admin}, upstream {settings.upstream.url}",

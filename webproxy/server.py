@@ -11,7 +11,10 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from webproxy.access import AccessLogger
+from webproxy.admin import reload_settings
 from webproxy.app import make_admin_app, make_proxy_app
+from webproxy.appkeys import SettingsSource
 from webproxy.config import Address, ServerSettings, Settings
 
 log = logging.getLogger("webproxy.server")
@@ -23,6 +26,7 @@ class Listeners:
 
     runners: list[web.AppRunner] = field(default_factory=list)
     addresses: dict[str, Address] = field(default_factory=dict)
+    proxy_app: web.Application | None = None  # set by start_proxy; a reload acts on it
 
     async def add(
         self,
@@ -32,10 +36,14 @@ class Listeners:
         *,
         tls: ssl.SSLContext | None = None,
         max_header_bytes: int = 8190,
+        access_log: logging.Logger | None = None,
+        shutdown_grace: float = 5.0,
     ) -> Address:
         runner = web.AppRunner(
             app,
-            access_log=None,
+            shutdown_timeout=shutdown_grace,
+            access_log_class=AccessLogger,
+            access_log=access_log,
             handle_signals=False,
             max_field_size=max_header_bytes,
             max_line_size=max_header_bytes,
@@ -62,32 +70,53 @@ def tls_context(server: ServerSettings) -> ssl.SSLContext | None:
     return context
 
 
-async def start_proxy(settings: Settings, listeners: Listeners) -> None:
-    """Start the proxy and admin listeners, proxy first (it owns the shared objects)."""
-    proxy_app = make_proxy_app(settings)
+async def start_proxy(
+    settings: Settings, listeners: Listeners, source: SettingsSource | None = None
+) -> None:
+    """Start the proxy and admin listeners, proxy first (it owns the shared objects).
+
+    `source` reads the configuration again for a reload (SIGHUP or `POST /admin/reload`).
+    """
+    proxy_app = make_proxy_app(settings, source=source)
     await listeners.add(
         "proxy",
         proxy_app,
         settings.server.listen,
         tls=tls_context(settings.server),
         max_header_bytes=settings.server.max_header_bytes,
+        access_log=logging.getLogger("webproxy.access"),
+        shutdown_grace=settings.server.shutdown_grace,
     )
+    listeners.proxy_app = proxy_app
     await listeners.add("admin", make_admin_app(proxy_app), settings.admin.listen)
 
 
 async def run_until_stopped(start: Callable[[Listeners], Awaitable[None]]) -> None:
-    """Start, then wait for SIGINT or SIGTERM, then close everything cleanly."""
+    """Start; reload on SIGHUP; on SIGINT or SIGTERM drain and close everything cleanly.
+
+    Draining: the listening sockets close at once (new connections are refused), open
+    WebSockets get 1001 (going away), and requests in flight, long polls included, have
+    `server.shutdown_grace` seconds to finish.
+    """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    listeners = Listeners()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    listeners = Listeners()
+    loop.add_signal_handler(signal.SIGHUP, _reload, listeners)
     try:
         await start(listeners)
         await stop.wait()
-        log.info("stopping")
+        log.info("draining: no new connections; requests in flight may finish")
     finally:
+        loop.remove_signal_handler(signal.SIGHUP)
         await listeners.close()
+    log.info("stopped")
+
+
+def _reload(listeners: Listeners) -> None:
+    if listeners.proxy_app is not None:
+        reload_settings(listeners.proxy_app)
 
 
 def _bound_address(runner: web.AppRunner, wanted: Address) -> Address:

@@ -16,6 +16,7 @@ from typing import Final
 import aiohttp
 from aiohttp import WSMsgType, web
 
+from webproxy.appkeys import websockets_key
 from webproxy.forward import Upstream, upstream_errors, upstream_headers
 
 log = logging.getLogger("webproxy.upstream")
@@ -72,6 +73,7 @@ async def relay_websocket(request: web.Request, upstream: Upstream) -> web.Strea
         max_msg_size=0,
     )
     await local.prepare(request)
+    request.app[websockets_key].add(local)
     await _pump_both(local, remote, upstream.idle_timeout)
     return local
 

@@ -1,0 +1,166 @@
+"""Life cycle of `webproxy serve`: SIGTERM drains, SIGHUP and /admin/reload reload."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp import web
+from pytest_aiohttp import AiohttpServer
+
+from tests.conftest import AGENT, basic
+from tests.functional.finesse import eventually
+from tests.functional.serving import serving
+
+CHUNKS = 20
+CHUNK = b"x" * 65536
+
+
+ARRIVED = web.AppKey("arrived", asyncio.Semaphore)
+
+
+async def drip(request: web.Request) -> web.StreamResponse:
+    """A large download that takes about a second: 20 chunks, 50 ms apart."""
+    request.app[ARRIVED].release()
+    response = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
+    response.content_length = CHUNKS * len(CHUNK)
+    await response.prepare(request)
+    for _ in range(CHUNKS):
+        await response.write(CHUNK)
+        await asyncio.sleep(0.05)  # the upstream is slow on purpose
+    return response
+
+
+async def long_poll(request: web.Request) -> web.Response:
+    request.app[ARRIVED].release()
+    await asyncio.sleep(1.0)  # a BOSH hold
+    return web.Response(text="<body xmlns='http://jabber.org/protocol/httpbind'/>")
+
+
+@pytest.fixture
+async def slow_upstream(aiohttp_server: AiohttpServer) -> tuple[str, asyncio.Semaphore]:
+    """The upstream's URL, and a semaphore released as each request reaches it."""
+    arrived = asyncio.Semaphore(0)
+    app = web.Application()
+    app[ARRIVED] = arrived
+    app.router.add_get("/download", drip)
+    app.router.add_post("/http-bind/", long_poll)
+    server = await aiohttp_server(app)
+    return str(server.make_url("")).rstrip("/"), arrived
+
+
+async def refuses_connections(url: str) -> bool:
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    try:
+        _, writer = await asyncio.open_connection(host, int(port))
+    except ConnectionRefusedError:
+        return True
+    writer.close()
+    return False
+
+
+async def test_sigterm_lets_a_download_and_a_long_poll_finish_then_exits_0(
+    slow_upstream: tuple[str, asyncio.Semaphore],
+) -> None:
+    upstream, arrived = slow_upstream
+    async with serving(["--upstream", upstream]) as served, aiohttp.ClientSession() as client:
+        download = asyncio.create_task(_read(client, "GET", f"{served.proxy}/download"))
+        poll = asyncio.create_task(_read(client, "POST", f"{served.proxy}/http-bind/"))
+        async with asyncio.timeout(10):
+            await arrived.acquire()
+            await arrived.acquire()  # both exchanges are under way
+        served.signal(signal.SIGTERM)
+        refused = False
+        for _ in range(100):
+            refused = await refuses_connections(served.proxy)
+            if refused or download.done():
+                break
+            await asyncio.sleep(0.01)
+        assert refused, "new connections were still accepted while draining"
+        assert await download == (200, CHUNKS * len(CHUNK))
+        status, _ = await poll
+        assert status == 200
+        assert await served.exit_code() == 0
+
+
+async def _read(client: aiohttp.ClientSession, method: str, url: str) -> tuple[int, int]:
+    async with client.request(method, url, data=b"<body/>" if method == "POST" else None) as r:
+        return r.status, len(await r.read())
+
+
+async def test_sigterm_closes_relayed_websockets_with_going_away(
+    aiohttp_server: AiohttpServer,
+) -> None:
+    from webproxy.sim import FinesseSimulator
+
+    sim = await aiohttp_server(FinesseSimulator().app)
+    upstream = str(sim.make_url("")).rstrip("/")
+    async with serving(["--upstream", upstream]) as served, aiohttp.ClientSession() as client:
+        async with client.ws_connect(f"{served.proxy}/ws/") as ws:
+            await ws.send_str("ping")
+            assert (await ws.receive(timeout=5)).data == "ping"
+            served.signal(signal.SIGTERM)
+            closing = await ws.receive(timeout=10)
+            assert closing.type == aiohttp.WSMsgType.CLOSE
+            assert closing.data == 1001
+        assert await served.exit_code() == 0
+
+
+async def test_sighup_applies_new_ttls_and_names_what_needs_a_restart(
+    aiohttp_server: AiohttpServer, tmp_path: Path
+) -> None:
+    from webproxy.sim import FinesseSimulator
+
+    sim = await aiohttp_server(FinesseSimulator().app)
+    upstream = str(sim.make_url("")).rstrip("/")
+    config = tmp_path / "webproxy.toml"
+    config.write_text(f'[upstream]\nurl = "{upstream}"\n[cache.ttl]\nChatConfig = 300\n')
+    async with serving(["--config", str(config)]) as served, aiohttp.ClientSession() as client:
+        await client.get(f"{served.proxy}/finesse/api/User/10001", headers=AGENT)
+        config.write_text(
+            f'[upstream]\nurl = "{upstream}"\nread_timeout = 9\n[cache.ttl]\nChatConfig = 42\n'
+        )
+        served.signal(signal.SIGHUP)
+        await eventually(lambda: any("reloaded" in line for line in served.stderr))
+        reloaded = next(line for line in served.stderr if "reloaded" in line)
+        assert "cache.ttl" in reloaded and "upstream.read_timeout" in reloaded
+        async with client.get(f"{served.proxy}/finesse/api/ChatConfig", headers=AGENT) as r:
+            assert r.headers["Cache-Status"].endswith("stored")
+        async with client.get(f"{served.proxy}/finesse/api/ChatConfig", headers=AGENT) as r:
+            assert r.headers["Cache-Status"] == "webproxy; hit; ttl=42"
+        served.signal(signal.SIGTERM)
+        assert await served.exit_code() == 0
+
+
+async def test_admin_reload_reports_and_refuses_a_broken_file(
+    aiohttp_server: AiohttpServer, tmp_path: Path
+) -> None:
+    from webproxy.sim import FinesseSimulator
+
+    sim = await aiohttp_server(FinesseSimulator().app)
+    upstream = str(sim.make_url("")).rstrip("/")
+    config = tmp_path / "webproxy.toml"
+    config.write_text(f'[upstream]\nurl = "{upstream}"\n')
+    async with serving(["--config", str(config)]) as served, aiohttp.ClientSession() as client:
+        config.write_text(f'[upstream]\nurl = "{upstream}"\n[admin]\ntoken = "fresh-token"\n')
+        async with client.post(f"{served.admin}/admin/reload") as r:
+            assert r.status == 200
+            assert await r.json() == {"applied": ["admin.token"], "needs_restart": []}
+        async with client.post(f"{served.admin}/admin/cache/clear") as r:
+            assert r.status == 401  # the new token is in force
+        config.write_text("[upstream]\nread_timeout = -1\n")
+        bearer = {"Authorization": "Bearer fresh-token"}
+        async with client.post(f"{served.admin}/admin/reload", headers=bearer) as r:
+            assert r.status == 400
+            assert (await r.json())["problems"] == [
+                "upstream.read_timeout: must be a positive number, got -1"
+            ]
+        async with client.get(
+            f"{served.proxy}/finesse/api/User/10002", headers=basic("10002")
+        ) as r:
+            assert r.status == 200  # still serving with the old configuration
+        served.signal(signal.SIGTERM)
+        assert await served.exit_code() == 0

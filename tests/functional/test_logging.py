@@ -1,0 +1,71 @@
+"""The access log says what happened to each request, and never a credential."""
+
+from __future__ import annotations
+
+import base64
+import json
+import signal
+
+import aiohttp
+from pytest_aiohttp import AiohttpServer
+
+from tests.conftest import basic
+from tests.functional.serving import serving
+from webproxy.sim import FinesseSimulator
+
+ADMIN_TOKEN = "admin-token-7f3a9c"
+WRONG_PASSWORD = "hunter2-wrong"
+QUERY_SECRET = "sso-token-e41b77"
+
+
+async def test_json_access_lines_describe_each_request_and_hold_no_secret(
+    aiohttp_server: AiohttpServer,
+) -> None:
+    sim = await aiohttp_server(FinesseSimulator().app)
+    env = {
+        "WEBPROXY_LOG_ACCESS": "info",
+        "WEBPROXY_LOG_FORMAT": "json",
+        "WEBPROXY_ADMIN_TOKEN": ADMIN_TOKEN,
+    }
+    upstream = str(sim.make_url("")).rstrip("/")
+    async with serving(["--upstream", upstream], env) as served, aiohttp.ClientSession() as client:
+        agent = basic("10001")
+        await (await client.get(f"{served.proxy}/finesse/api/User/10001", headers=agent)).read()
+        codes = "/finesse/api/TeamResource/5000/ReasonCodes?category=ALL"
+        for _ in range(2):
+            await (
+                await client.get(
+                    f"{served.proxy}{codes}&access_token={QUERY_SECRET}", headers=agent
+                )
+            ).read()
+        wrong = basic("10001", WRONG_PASSWORD)
+        await (await client.get(f"{served.proxy}/finesse/api/User/10001", headers=wrong)).read()
+        bearer = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        await (await client.post(f"{served.admin}/admin/cache/clear", headers=bearer)).read()
+        scrape = await (await client.get(f"{served.admin}/metrics")).text()
+        served.signal(signal.SIGTERM)
+        assert await served.exit_code() == 0
+
+    lines = [json.loads(line) for line in served.stderr if line.startswith("{")]
+    access = [line for line in lines if line["logger"] == "webproxy.access"]
+    assert [(a["method"], a["status"], a["cache"]) for a in access] == [
+        ("GET", 200, "-"),
+        ("GET", 200, "miss"),
+        ("GET", 200, "hit"),
+        ("GET", 401, "-"),
+    ]
+    hit = access[2]
+    assert hit["path"] == "/finesse/api/TeamResource/5000/ReasonCodes?category=ALL&access_token=***"
+    assert hit["bytes"] > 0 and hit["duration_ms"] >= 0 and hit["upstream_ms"] is None
+    assert access[1]["upstream_ms"] > 0
+    assert all(isinstance(a["worker"], int) for a in access)
+
+    secrets = {
+        ADMIN_TOKEN,
+        WRONG_PASSWORD,
+        QUERY_SECRET,
+        base64.b64encode(b"10001:finesse").decode(),
+        base64.b64encode(f"10001:{WRONG_PASSWORD}".encode()).decode(),
+    }
+    everything = "".join(served.stderr) + scrape
+    assert not [secret for secret in secrets if secret in everything]

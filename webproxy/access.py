@@ -1,0 +1,66 @@
+"""The access log: one line per request, as Finesse's `set webproxy access-log-level` offers.
+
+`log.access = "off"` installs no access logger at all (nothing on the hot path); `info`
+logs method, path, status, bytes, duration, upstream time, cache result and worker;
+`debug` adds the client address and user agent. Credentials never appear: no request
+header is logged but `User-Agent`, and query values are shown only for parameters known
+to be harmless (`category`, `nocache`, ...); any other value is masked.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Final
+
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+
+from webproxy.appkeys import cache_result_key, upstream_seconds_key
+
+log = logging.getLogger("webproxy.access")
+
+#: Query parameters whose values are shown; every other value is logged as `***`.
+SHOWN_QUERY_VALUES: Final = frozenset(
+    {"category", "nocache", "bypassServerCache", "includeLoggedOutAgents", "status"}
+)
+
+
+def loggable_target(raw_path: str) -> str:
+    """The request target with unknown query values masked."""
+    path, _, query = raw_path.partition("?")
+    if not query:
+        return path
+    pairs = []
+    for pair in query.split("&"):
+        name, has_value, _ = pair.partition("=")
+        shown = pair if name in SHOWN_QUERY_VALUES or not has_value else f"{name}=***"
+        pairs.append(shown)
+    return f"{path}?{'&'.join(pairs)}"
+
+
+class AccessLogger(AbstractAccessLogger):
+    """Writes to the `webproxy.access` logger; JSON output gets the fields as keys."""
+
+    @property
+    def enabled(self) -> bool:
+        """Read per connection: `log.access = "off"` (also after a reload) costs nothing."""
+        return not self.logger.disabled and self.logger.isEnabledFor(logging.INFO)
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        upstream = request.get(upstream_seconds_key)
+        fields: dict[str, object] = {
+            "method": request.method,
+            "path": loggable_target(request.raw_path),
+            "status": response.status,
+            "bytes": response.body_length,
+            "duration_ms": round(time * 1000, 3),
+            "upstream_ms": None if upstream is None else round(upstream * 1000, 3),
+            "cache": str(request.get(cache_result_key, "-")),
+            "worker": os.getpid(),
+        }
+        if self.logger.isEnabledFor(logging.DEBUG):
+            fields["remote"] = request.remote
+            fields["user_agent"] = request.headers.get("User-Agent", "-")
+        text = " ".join(f"{key}={value}" for key, value in fields.items())
+        self.logger.info(text, extra={"fields": fields})
