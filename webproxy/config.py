@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import math
 import os
+import re
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
@@ -53,6 +54,9 @@ __all__ = [
 ENV_PREFIX: Final = "WEBPROXY_"
 MEDIA_PATH_PREFIX: Final = "/finesse/api/"
 REDIS_SCHEMES: Final = ("redis://", "rediss://", "unix://")
+#: What Kubernetes injects into every pod when a Service is named `webproxy`
+#: (WEBPROXY_SERVICE_HOST, WEBPROXY_PORT_8445_TCP_ADDR, ...): not configuration.
+KUBERNETES_SERVICE_LINK: Final = re.compile(r"WEBPROXY_(SERVICE_[A-Z0-9_]+|PORT(_[A-Z0-9_]+)?)$")
 
 # A rule turns one raw value into a valid typed one or raises _Invalid. `text` says the raw
 # value came as a string to be converted (environment, string flags); TOML values are typed.
@@ -381,7 +385,7 @@ def _read_table(table: Mapping[str, object], prefix: str, layers: _Layers) -> No
 
 def _read_environ(environ: Mapping[str, str], layers: _Layers) -> None:
     for name in sorted(environ):
-        if not name.startswith(ENV_PREFIX):
+        if not name.startswith(ENV_PREFIX) or KUBERNETES_SERVICE_LINK.match(name):
             continue
         key = _ENV_KEYS.get(name)
         if key is None:

@@ -115,6 +115,16 @@ DEFAULTS = {
 }
 
 
+def test_kubernetes_service_links_are_not_taken_for_configuration() -> None:
+    environ = {
+        "WEBPROXY_SERVICE_HOST": "10.0.0.7",
+        "WEBPROXY_SERVICE_PORT": "8445",
+        "WEBPROXY_PORT": "tcp://10.0.0.7:8445",
+        "WEBPROXY_PORT_8445_TCP_ADDR": "10.0.0.7",
+    }
+    assert load_settings(None, environ) == Settings()
+
+
 def test_the_defaults_table_covers_every_key() -> None:
     assert sorted(DEFAULTS) == sorted(ALL_KEYS)
 
