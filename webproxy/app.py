@@ -32,7 +32,7 @@ from webproxy.config import Settings
 from webproxy.forward import make_session, make_upstream
 from webproxy.handler import proxy, route_class
 from webproxy.identities import IdentityBook
-from webproxy.intake import refuse_bad_requests
+from webproxy.intake import refusal
 from webproxy.metrics import Metrics
 from webproxy.stores.memory import MemoryStore
 from webproxy.stores.redis import RedisStore, make_redis_client
@@ -43,28 +43,60 @@ log = logging.getLogger("webproxy.server")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+class EveryTarget(web.PlainResource):
+    """The proxy's one route: every path, matched without a regular expression."""
+
+    def __init__(self) -> None:
+        super().__init__("/")
+
+    def _match(self, path: str) -> dict[str, str]:
+        return {}
+
+    def raw_match(self, path: str) -> bool:
+        return True
+
+
+@web.middleware
+async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse what no upstream should see, catch what nothing else did, count every answer.
+
+    A middleware, so that it also sees requests no route matches (CONNECT's authority
+    form); one rather than three, because aiohttp wraps each middleware around the
+    handler anew on every request, cache hits included.
+    """
+    refused = refusal(request, request.app[settings_key].current.server.max_body_bytes)
+    response: web.StreamResponse
+    if refused is not None:
+        response = refused
+    else:
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            request.app[metrics_key].count_request(route_class(request.raw_path), exc.status)
+            raise
+        except Exception:
+            response = _internal_error(request)
+    route = "websocket" if response.status == 101 else route_class(request.raw_path)
+    request.app[metrics_key].count_request(route, response.status)
+    return response
+
+
 @web.middleware
 async def last_resort(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """The one broad catch: log with a request id, answer 500, keep serving."""
+    """The admin listener's one broad catch."""
     try:
         return await handler(request)
     except web.HTTPException:
         raise
     except Exception:
-        request_id = uuid.uuid4().hex[:12]
-        log.exception(
-            "unhandled error on %s %s (request %s)", request.method, request.path, request_id
-        )
-        return web.Response(status=500, text=f"webproxy: internal error (request {request_id})\n")
+        return _internal_error(request)
 
 
-@web.middleware
-async def count_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """`webproxy_requests_total{route,status}` for every answer the proxy gives."""
-    response = await handler(request)
-    route = "websocket" if response.status == 101 else route_class(request.raw_path)
-    request.app[metrics_key].requests.labels(route, str(response.status)).inc()
-    return response
+def _internal_error(request: web.Request) -> web.Response:
+    """The only broad catch: log with a request id, answer 500, keep serving."""
+    request_id = uuid.uuid4().hex[:12]
+    log.exception("unhandled error on %s %s (request %s)", request.method, request.path, request_id)
+    return web.Response(status=500, text=f"webproxy: internal error (request {request_id})\n")
 
 
 def make_proxy_app(
@@ -76,7 +108,7 @@ def make_proxy_app(
 ) -> web.Application:
     """The public listener: every path goes to `proxy`. It owns the shared objects."""
     app = web.Application(
-        middlewares=[count_requests, last_resort, refuse_bad_requests],
+        middlewares=[guard],
         client_max_size=settings.server.max_body_bytes,
     )
     app[settings_key] = LiveSettings(settings)
@@ -89,7 +121,9 @@ def make_proxy_app(
     app[flights_key] = Flights[Outcome]()
     app.cleanup_ctx.append(_upstream_ctx)
     app.cleanup_ctx.append(_store_ctx)
-    app.router.add_route("*", "/{tail:.*}", proxy)
+    every = EveryTarget()
+    every.add_route("*", proxy)
+    app.router.register_resource(every)
     return app
 
 

@@ -36,6 +36,7 @@ from webproxy.cache.policy import (
     cache_status,
     decide_storage,
     freshness,
+    hit_status,
     keep_time,
     remaining_ttl,
 )
@@ -106,7 +107,7 @@ async def serve_cached(request: web.Request, scope: Scope, path: str) -> web.Str
 
 def note_lookup(request: web.Request, scope: Scope, lookup: Lookup) -> None:
     """Count the lookup, and tell the access log what the cache did."""
-    request.app[metrics_key].lookups.labels(scope.label, lookup).inc()
+    request.app[metrics_key].count_lookup(scope.label, lookup)
     request[cache_result_key] = lookup
 
 
@@ -114,7 +115,7 @@ def answer_hit(entry: CachedResponse, now: float) -> web.Response:
     """The stored answer as it came, with `Age` and `Cache-Status` (the hot path)."""
     response = web.Response(status=entry.status, body=entry.body, headers=entry.headers)
     response.headers["Age"] = str(age(entry, now))
-    response.headers["Cache-Status"] = cache_status(Lookup.HIT, ttl=remaining_ttl(entry, now))
+    response.headers["Cache-Status"] = hit_status(remaining_ttl(entry, now))
     return response
 
 

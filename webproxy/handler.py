@@ -36,11 +36,7 @@ API_PREFIX: Final = "/finesse/api/"
 
 
 async def proxy(request: web.Request) -> web.StreamResponse:
-    if is_websocket_upgrade(request):
-        try:
-            return await relay_websocket(request, request.app[upstream_key])
-        except UpstreamError as exc:
-            return upstream_failure(request, exc)
+    """Cached resources first (the hot path), then sign-in reads, upgrades, everything else."""
     settings = request.app[settings_key].current
     raw_path = request.raw_path.partition("?")[0]
     if request.method == "GET" and settings.cache.enabled:
@@ -52,6 +48,11 @@ async def proxy(request: web.Request) -> web.StreamResponse:
             user = USER_PATH.match(path)
             if user is not None and "Authorization" in request.headers:
                 return await sign_in(request, user.group(1))
+    if is_websocket_upgrade(request):
+        try:
+            return await relay_websocket(request, request.app[upstream_key])
+        except UpstreamError as exc:
+            return upstream_failure(request, exc)
     return await forward(request, raw_path)
 
 

@@ -2,6 +2,8 @@
 
 A credential (the whole `Authorization` value) is never stored: only a BLAKE2b digest
 keyed with a secret drawn at start-up, so neither a heap dump nor a log can give it back.
+Entries live for the identity TTL; past `maxsize` credentials the oldest are dropped.
+Plain dicts with expiry times rather than a TTL cache: this is read on every cache hit.
 """
 
 from __future__ import annotations
@@ -10,12 +12,12 @@ import hashlib
 import secrets
 import time
 from collections.abc import Callable
-from typing import Final
-
-from cachetools import TTLCache
+from typing import Final, TypeVar
 
 from webproxy.cache.access import Grants, Identity
 from webproxy.cache.rules import Scope
+
+V = TypeVar("V")
 
 MAX_CREDENTIALS: Final = 100_000
 NO_APPROVALS: Final[frozenset[Scope]] = frozenset()
@@ -34,9 +36,9 @@ class IdentityBook:
         self._key = secrets.token_bytes(32)
         self._ttl = ttl
         self._timer = timer
-        self._identities: TTLCache[bytes, Identity] = TTLCache(maxsize, ttl, timer=timer)
-        # digest -> {scope: expiry}; one row per credential, so forgetting it is O(1)
-        self._approvals: TTLCache[bytes, dict[Scope, float]] = TTLCache(maxsize, ttl, timer=timer)
+        self._maxsize = maxsize
+        self._identities: dict[bytes, tuple[Identity, float]] = {}  # digest -> (who, expiry)
+        self._approvals: dict[bytes, dict[Scope, float]] = {}  # digest -> {scope: expiry}
 
     def digest(self, authorization: str) -> bytes:
         return hashlib.blake2b(
@@ -48,21 +50,27 @@ class IdentityBook:
         if not authorization:
             return None
         digest = self.digest(authorization)
-        identity = self._identities.get(digest)
+        now = self._timer()
+        held = self._identities.get(digest)
+        identity = held[0] if held is not None and held[1] > now else None
         approvals = self._approvals.get(digest)
-        approved = approvals is not None and approvals.get(scope, 0.0) > self._timer()
+        approved = approvals is not None and approvals.get(scope, 0.0) > now
         if identity is None and not approved:
             return None
         return Grants(identity, frozenset((scope,)) if approved else NO_APPROVALS)
 
     def bind(self, authorization: str, identity: Identity) -> None:
-        self._identities[self.digest(authorization)] = identity
+        digest = self.digest(authorization)
+        self._identities.pop(digest, None)  # re-inserted last: the newest is evicted last
+        self._identities[digest] = (identity, self._timer() + self._ttl)
+        _bound(self._identities, self._maxsize)
 
     def approve(self, authorization: str, scope: Scope) -> None:
         digest = self.digest(authorization)
-        approvals = self._approvals.get(digest) or {}
+        approvals = self._approvals.pop(digest, None) or {}
         approvals[scope] = self._timer() + self._ttl
         self._approvals[digest] = approvals
+        _bound(self._approvals, self._maxsize)
 
     def forget(self, authorization: str) -> None:
         """Finesse refused this credential: drop its identity and every approval at once."""
@@ -71,4 +79,12 @@ class IdentityBook:
         self._approvals.pop(digest, None)
 
     def __len__(self) -> int:
-        return len(self._identities)
+        """Credentials with a live identity (scrape time only: counts every entry)."""
+        now = self._timer()
+        return sum(1 for _, expiry in self._identities.values() if expiry > now)
+
+
+def _bound(entries: dict[bytes, V], maxsize: int) -> None:
+    """Drop the oldest entries (dicts keep insertion order) past `maxsize`."""
+    while len(entries) > maxsize:
+        del entries[next(iter(entries))]

@@ -3,27 +3,14 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
 from typing import Final
 
 from aiohttp import web
 
 from webproxy.answers import refuse
-from webproxy.appkeys import settings_key
 
 #: `%` not followed by two hex digits.
 BAD_PERCENT: Final = re.compile(r"%(?![0-9A-Fa-f]{2})")
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-@web.middleware
-async def refuse_bad_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Answer a request no upstream should see before routing (unrouteable ones included)."""
-    refused = refusal(request, request.app[settings_key].current.server.max_body_bytes)
-    if refused is not None:
-        return refused
-    return await handler(request)
 
 
 def refusal(request: web.BaseRequest, max_body_bytes: int) -> web.Response | None:

@@ -21,6 +21,9 @@ class Metrics:
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
+        # label children by label values: labels() takes a lock and builds a key each call
+        self._lookup_children: dict[tuple[str, str], Counter] = {}
+        self._request_children: dict[tuple[str, int], Counter] = {}
         self.requests = Counter(
             "webproxy_requests",
             "Requests answered, by route class and status code.",
@@ -80,6 +83,23 @@ class Metrics:
             "Credentials with a live identity learned from Finesse.",
             registry=registry,
         )
+
+    def count_lookup(self, resource: str, result: str) -> None:
+        """`lookups.labels(resource, result).inc()`, with the child looked up once."""
+        child = self._lookup_children.get((resource, result))
+        if child is None:
+            child = self._lookup_children[(resource, result)] = self.lookups.labels(
+                resource, result
+            )
+        child.inc()
+
+    def count_request(self, route: str, status: int) -> None:
+        """`requests.labels(route, status).inc()`, with the child looked up once."""
+        child = self._request_children.get((route, status))
+        if child is None:
+            child = self.requests.labels(route, str(status))
+            self._request_children[(route, status)] = child
+        child.inc()
 
     def lookup_totals(self) -> dict[str, dict[str, int]]:
         """Cache lookups so far, by resource then result (for `GET /admin/cache`)."""

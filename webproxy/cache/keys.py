@@ -85,9 +85,12 @@ def select_headers(headers: Mapping[str, str], names: Iterable[str]) -> HeaderVa
 def build_key(path: str, query_string: str, headers: Mapping[str, str]) -> str:
     """The cache key for a GET of canonical `path` with `query_string` and request `headers`.
 
-    A compact JSON array ``["<path>?<query>", [accept...], [range...]]``: JSON escaping
-    makes it unambiguous (a header value holding ``"`` or a newline cannot forge another
-    key) and pure ASCII (safe to hash or send to Redis whatever the client sent).
+    Always pure ASCII (safe to hash or send to Redis whatever the client sent) and
+    unambiguous (no header value can forge another key). The common case, at most one
+    printable-ASCII value of each header, is ``<path>?<query>\n<a>\n<r>`` where each of
+    `a`/`r` is ``-`` (absent) or ``+`` and the value: nothing in it can hold a newline.
+    Anything else is a JSON array ``["<path>?<query>", [accept...], [range...]]``, which
+    starts with ``[`` where the common form starts with ``/``, so the two never meet.
     """
     query = canonical_query(query_string)
     accept: list[str] = []
@@ -98,7 +101,17 @@ def build_key(path: str, query_string: str, headers: Mapping[str, str]) -> str:
             accept.append(value)
         elif lowered == "range":
             ranges.append(value)
+    if len(accept) < 2 and len(ranges) < 2 and _plain(accept) and _plain(ranges):
+        return f"{path}?{query}\n{_field(accept)}\n{_field(ranges)}"
     return json.dumps([f"{path}?{query}", accept, ranges], separators=(",", ":"))
+
+
+def _plain(values: list[str]) -> bool:
+    return not values or (values[0].isascii() and values[0].isprintable())
+
+
+def _field(values: list[str]) -> str:
+    return f"+{values[0]}" if values else "-"
 
 
 def vary_matches(stored: HeaderValues, headers: Mapping[str, str]) -> bool:

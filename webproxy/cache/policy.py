@@ -256,6 +256,11 @@ def cache_status(
     return "; ".join((CACHE_NAME, *params))
 
 
+def hit_status(ttl: int) -> str:
+    """`cache_status(Lookup.HIT, ttl=ttl)`, built without the general machinery (hot path)."""
+    return f"{CACHE_NAME}; hit; ttl={ttl}"
+
+
 _FORWARD: Final = {
     Lookup.MISS: "miss",
     Lookup.BYPASS: "bypass",

@@ -111,7 +111,7 @@ class CachedRoute:
         if match is None:
             return None
         team = match["team"] if "team" in self.pattern.groupindex else None
-        return Scope(self.resource, team)
+        return _scope(self.resource, team)
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,11 +208,34 @@ def match_cached(path: str, *, media_domain_path: str) -> Scope | None:
     """
     if not path.startswith(API_PREFIX) and path != media_domain_path:
         return None
-    for route in cached_routes(media_domain_path):
+    literal, patterned = _split_routes(media_domain_path)
+    exact = literal.get(path)
+    if exact is not None:
+        return exact
+    for route in patterned:
         scope = route.scope_for(path)
         if scope is not None:
             return scope
     return None
+
+
+@lru_cache(maxsize=8)
+def _split_routes(media_domain_path: str) -> tuple[dict[str, Scope], tuple[CachedRoute, ...]]:
+    """The table split for the hot path: plain paths by path (one dict lookup), the rest."""
+    routes = cached_routes(media_domain_path)
+    literal = {
+        # a pattern without groups is an escaped literal path (canonical: no backslash)
+        route.pattern.pattern.replace("\\", ""): _scope(route.resource, None)
+        for route in routes
+        if not route.pattern.groupindex
+    }
+    return literal, tuple(route for route in routes if route.pattern.groupindex)
+
+
+@lru_cache(maxsize=4096)
+def _scope(resource: Resource, team: str | None) -> Scope:
+    """One Scope object per resource and team, built and validated once."""
+    return Scope(resource, team)
 
 
 def purges_for_write(
