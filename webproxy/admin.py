@@ -8,7 +8,8 @@ import logging
 from typing import Final
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from webproxy.appkeys import (
     identities_key,
@@ -17,6 +18,7 @@ from webproxy.appkeys import (
     source_key,
     store_key,
     upstream_key,
+    worker_key,
 )
 from webproxy.cache.rules import Purge, PurgeReason, Resource, valid_team_id
 from webproxy.errors import ConfigError, StoreUnavailable, UpstreamError
@@ -161,20 +163,30 @@ async def cache_stats(request: web.Request) -> web.Response:
 
 
 async def metrics_page(request: web.Request) -> web.Response:
-    """`GET /metrics`: store gauges and identities refreshed now, then the registry."""
-    metrics = request.app[metrics_key]
-    metrics.identities.set(len(request.app[identities_key]))
+    """`GET /metrics`: gauges refreshed now, then the registry (the whole worker group's)."""
+    await refresh_gauges(request.app)
+    registry = request.app[metrics_key].registry
+    worker = request.app[worker_key]
+    if worker is not None:
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=worker.metrics_dir)  # type: ignore[no-untyped-call]
+    body = generate_latest(registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def refresh_gauges(app: web.Application) -> None:
+    """Read what the gauges show at scrape time: the store's entries and bytes, identities."""
+    metrics = app[metrics_key]
+    metrics.identities.set(len(app[identities_key]))
     try:
-        stats = await request.app[store_key].stats()
+        stats = await app[store_key].stats()
     except StoreUnavailable:
         metrics.store_errors.labels("stats").inc()
-    else:
-        for resource in Resource:
-            label = stats.by_label.get(str(resource))
-            metrics.entries.labels(str(resource)).set(label.entries if label else 0)
-            metrics.bytes.labels(str(resource)).set(label.bytes if label else 0)
-    body = generate_latest(metrics.registry)
-    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+        return
+    for resource in Resource:
+        label = stats.by_label.get(str(resource))
+        metrics.entries.labels(str(resource)).set(label.entries if label else 0)
+        metrics.bytes.labels(str(resource)).set(label.bytes if label else 0)
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -11,11 +13,20 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from webproxy.admin import cache_stats, clear_cache, healthz, metrics_page, readyz, reload_route
+from webproxy.admin import (
+    cache_stats,
+    clear_cache,
+    healthz,
+    metrics_page,
+    readyz,
+    refresh_gauges,
+    reload_route,
+)
 from webproxy.appkeys import (
     Clock,
     LiveSettings,
     SettingsSource,
+    Worker,
     clock_key,
     identities_key,
     metrics_key,
@@ -24,6 +35,7 @@ from webproxy.appkeys import (
     store_key,
     upstream_key,
     websockets_key,
+    worker_key,
 )
 from webproxy.cache.entry import CachedResponse, decode_entry, encode_entry
 from webproxy.cached import Outcome, flights_key
@@ -39,6 +51,8 @@ from webproxy.stores.redis import RedisStore, make_redis_client
 from webproxy.websocket import GOING_AWAY
 
 log = logging.getLogger("webproxy.server")
+
+GAUGE_REFRESH_SECONDS = 5.0
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -105,14 +119,21 @@ def make_proxy_app(
     registry: CollectorRegistry | None = None,
     clock: Clock = time.time,
     source: SettingsSource | None = None,
+    worker: Worker | None = None,
 ) -> web.Application:
-    """The public listener: every path goes to `proxy`. It owns the shared objects."""
+    """The public listener: every path goes to `proxy`. It owns the shared objects.
+
+    `worker` is set in a worker of a `--workers N` group (see `webproxy.workers`).
+    """
     app = web.Application(
         middlewares=[guard],
         client_max_size=settings.server.max_body_bytes,
     )
     app[settings_key] = LiveSettings(settings)
-    app[metrics_key] = Metrics(registry if registry is not None else CollectorRegistry())
+    shared_store = settings.store.backend == "redis"
+    metrics = Metrics(registry if registry is not None else CollectorRegistry(), shared_store)
+    app[metrics_key] = metrics
+    app[worker_key] = worker
     app[clock_key] = clock
     app[source_key] = source if source is not None else (lambda: settings)
     app[websockets_key] = weakref.WeakSet()
@@ -121,6 +142,8 @@ def make_proxy_app(
     app[flights_key] = Flights[Outcome]()
     app.cleanup_ctx.append(_upstream_ctx)
     app.cleanup_ctx.append(_store_ctx)
+    if worker is not None:
+        app.cleanup_ctx.append(_gauges_ctx)
     every = EveryTarget()
     every.add_route("*", proxy)
     app.router.register_resource(every)
@@ -154,7 +177,12 @@ async def _upstream_ctx(app: web.Application) -> AsyncIterator[None]:
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     store = app[settings_key].current.store
     if store.backend == "memory":
-        app[store_key] = MemoryStore[CachedResponse](store.max_bytes, sizeof=_sizeof)
+        worker = app[worker_key]
+        app[store_key] = MemoryStore[CachedResponse](
+            store.max_bytes,
+            sizeof=_sizeof,
+            generations=worker.generations if worker is not None else None,
+        )
         yield
         return
     client = make_redis_client(
@@ -168,6 +196,21 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     finally:
         await app[store_key].close()
         await client.aclose()
+
+
+async def _gauges_ctx(app: web.Application) -> AsyncIterator[None]:
+    """In a worker group, each worker keeps its gauges current for a scrape of any other."""
+
+    async def refresh() -> None:
+        while True:
+            await refresh_gauges(app)
+            await asyncio.sleep(GAUGE_REFRESH_SECONDS)
+
+    task = asyncio.create_task(refresh())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def _close_websockets(app: web.Application) -> None:
@@ -190,5 +233,6 @@ def _share_from(proxy_app: web.Application) -> Callable[[web.Application], Await
         app[metrics_key] = proxy_app[metrics_key]
         app[clock_key] = proxy_app[clock_key]
         app[source_key] = proxy_app[source_key]
+        app[worker_key] = proxy_app[worker_key]
 
     return share

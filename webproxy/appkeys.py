@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from aiohttp import web
 
@@ -13,7 +14,7 @@ from webproxy.config import Settings
 from webproxy.forward import Upstream
 from webproxy.identities import IdentityBook
 from webproxy.metrics import Metrics
-from webproxy.stores.base import CacheStore
+from webproxy.stores.base import CacheStore, Generations
 
 
 class LiveSettings:
@@ -26,6 +27,15 @@ class LiveSettings:
 #: Reads the configuration again (file, environment, flags) for a reload.
 SettingsSource = Callable[[], Settings]
 
+
+@dataclass(frozen=True)
+class Worker:
+    """What one worker of a `--workers N` group shares with the others."""
+
+    generations: Generations  # generation counters in shared memory
+    metrics_dir: str  # prometheus-client's multiprocess folder
+
+
 #: Wall-clock seconds (`time.time`); tests pass a hand-moved clock.
 Clock = Callable[[], float]
 
@@ -36,6 +46,7 @@ identities_key = web.AppKey("identities", IdentityBook)
 metrics_key = web.AppKey("metrics", Metrics)
 clock_key: web.AppKey[Clock] = web.AppKey("clock")
 source_key: web.AppKey[SettingsSource] = web.AppKey("settings_source")
+worker_key: web.AppKey[Worker | None] = web.AppKey("worker")
 websockets_key = web.AppKey("websockets", weakref.WeakSet[web.WebSocketResponse])
 
 #: Per request, for the access log: what the cache did, and time spent waiting on Finesse.

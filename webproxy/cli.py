@@ -12,6 +12,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import replace
+from functools import partial
 
 from webproxy import __version__
 from webproxy.appkeys import SettingsSource
@@ -90,19 +91,26 @@ def serve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
-    if settings.server.workers > 1:
-        print("server.workers: more than one worker process is not supported yet", file=sys.stderr)
-        return 2
     configure_logging(settings.log)
-    asyncio.run(run_until_stopped(lambda listeners: _announce(settings, listeners, source)))
+    if settings.server.workers > 1:
+        from webproxy.workers import serve_workers
+
+        announce = partial(_announce, settings)
+        return serve_workers(settings, source, announce)
+    asyncio.run(run_until_stopped(lambda listeners: _start(settings, listeners, source)))
     return 0
 
 
-async def _announce(settings: Settings, listeners: Listeners, source: SettingsSource) -> None:
+async def _start(settings: Settings, listeners: Listeners, source: SettingsSource) -> None:
     await start_proxy(settings, listeners, source)
-    proxy, admin = listeners.addresses["proxy"], listeners.addresses["admin"]
+    _announce(settings, listeners.addresses["proxy"], listeners.addresses["admin"])
+
+
+def _announce(settings: Settings, proxy: Address, admin: Address) -> None:
+    workers = settings.server.workers
+    group = f", {workers} workers" if workers > 1 else ""
     print(
-        f"webproxy: proxy on {proxy}, admin on {admin}, upstream {settings.upstream.url}",
+        f"webproxy: proxy on {proxy}, admin on {admin}, upstream {settings.upstream.url}{group}",
         flush=True,
     )
 

@@ -428,9 +428,6 @@ def _cross_check(settings: Settings, layers: _Layers) -> None:
         conflicts.append(("server.tls_key", "server.tls_cert", "set without server.tls_cert"))
     if server.tls_cert is not None and server.tls_key is None:
         conflicts.append(("server.tls_cert", "server.tls_key", "set without server.tls_key"))
-    if server.workers > 1 and settings.store.backend != "redis":
-        problem = "more than 1 worker needs store.backend = redis"
-        conflicts.append(("server.workers", "store.backend", problem))
     if settings.admin.listen == server.listen and server.listen.port != 0:
         conflicts.append(("admin.listen", "server.listen", "same address as server.listen"))
     for key, other, problem in conflicts:

@@ -79,6 +79,9 @@ async def forward(request: web.Request, raw_path: str) -> web.StreamResponse:
     if response.status == 401:
         forget(request)
     await purge_after_write(request, raw_path, response.status)
+    if raw_path.startswith(LONG_LIVED_PREFIXES):
+        with app[metrics_key].open_connections.labels("longpoll").track_inprogress():
+            return await relay(request, response)
     return await relay(request, response)
 
 

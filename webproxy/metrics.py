@@ -6,7 +6,7 @@ No credential, user id, team id or path ever becomes a label.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, Literal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -19,7 +19,10 @@ UPSTREAM_BUCKETS: Final = (
 class Metrics:
     """The proxy's metrics, created against one registry."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: CollectorRegistry, shared_store: bool = False) -> None:
+        """`shared_store`: every worker sees the same store (Redis), so a worker group's
+        entries and bytes are any one worker's (max), not their sum."""
+        store_mode: Literal["livemax", "livesum"] = "livemax" if shared_store else "livesum"
         self.registry = registry
         # label children by label values: labels() takes a lock and builds a key each call
         self._lookup_children: dict[tuple[str, str], Counter] = {}
@@ -47,12 +50,14 @@ class Metrics:
             "Entries stored, by resource (read from the store at scrape time).",
             ["resource"],
             registry=registry,
+            multiprocess_mode=store_mode,
         )
         self.bytes = Gauge(
             "webproxy_cache_bytes",
             "Bytes stored, by resource (read from the store at scrape time).",
             ["resource"],
             registry=registry,
+            multiprocess_mode=store_mode,
         )
         self.upstream_duration = Histogram(
             "webproxy_upstream_request_duration_seconds",
@@ -82,6 +87,15 @@ class Metrics:
             "webproxy_identities",
             "Credentials with a live identity learned from Finesse.",
             registry=registry,
+            multiprocess_mode="livesum",
+        )
+
+        self.open_connections = Gauge(
+            "webproxy_open_connections",
+            "Long-lived exchanges open now, by kind (websocket, longpoll).",
+            ["kind"],
+            registry=registry,
+            multiprocess_mode="livesum",
         )
 
     def count_lookup(self, resource: str, result: str) -> None:

@@ -14,7 +14,7 @@ from aiohttp import web
 from webproxy.access import AccessLogger
 from webproxy.admin import reload_settings
 from webproxy.app import make_admin_app, make_proxy_app
-from webproxy.appkeys import SettingsSource
+from webproxy.appkeys import SettingsSource, Worker
 from webproxy.config import Address, ServerSettings, Settings
 
 log = logging.getLogger("webproxy.server")
@@ -38,6 +38,7 @@ class Listeners:
         max_header_bytes: int = 8190,
         access_log: logging.Logger | None = None,
         shutdown_grace: float = 5.0,
+        reuse_port: bool = False,
     ) -> Address:
         runner = web.AppRunner(
             app,
@@ -50,7 +51,9 @@ class Listeners:
         )
         await runner.setup()
         self.runners.append(runner)
-        site = web.TCPSite(runner, address.host, address.port, ssl_context=tls)
+        site = web.TCPSite(
+            runner, address.host, address.port, ssl_context=tls, reuse_port=reuse_port or None
+        )
         await site.start()
         bound = _bound_address(runner, address)
         self.addresses[name] = bound
@@ -71,13 +74,19 @@ def tls_context(server: ServerSettings) -> ssl.SSLContext | None:
 
 
 async def start_proxy(
-    settings: Settings, listeners: Listeners, source: SettingsSource | None = None
+    settings: Settings,
+    listeners: Listeners,
+    source: SettingsSource | None = None,
+    *,
+    worker: Worker | None = None,
 ) -> None:
     """Start the proxy and admin listeners, proxy first (it owns the shared objects).
 
-    `source` reads the configuration again for a reload (SIGHUP or `POST /admin/reload`).
+    `source` reads the configuration again for a reload (SIGHUP or `POST /admin/reload`);
+    `worker` is what a worker of a group shares with the others (see `webproxy.workers`).
     """
-    proxy_app = make_proxy_app(settings, source=source)
+    proxy_app = make_proxy_app(settings, source=source, worker=worker)
+    reuse_port = worker is not None
     await listeners.add(
         "proxy",
         proxy_app,
@@ -86,9 +95,11 @@ async def start_proxy(
         max_header_bytes=settings.server.max_header_bytes,
         access_log=logging.getLogger("webproxy.access"),
         shutdown_grace=settings.server.shutdown_grace,
+        reuse_port=reuse_port,
     )
     listeners.proxy_app = proxy_app
-    await listeners.add("admin", make_admin_app(proxy_app), settings.admin.listen)
+    admin = make_admin_app(proxy_app)
+    await listeners.add("admin", admin, settings.admin.listen, reuse_port=reuse_port)
 
 
 async def run_until_stopped(start: Callable[[Listeners], Awaitable[None]]) -> None:

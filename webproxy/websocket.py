@@ -16,7 +16,7 @@ from typing import Final
 import aiohttp
 from aiohttp import WSMsgType, web
 
-from webproxy.appkeys import websockets_key
+from webproxy.appkeys import metrics_key, websockets_key
 from webproxy.forward import Upstream, upstream_errors, upstream_headers
 
 log = logging.getLogger("webproxy.upstream")
@@ -74,7 +74,8 @@ async def relay_websocket(request: web.Request, upstream: Upstream) -> web.Strea
     )
     await local.prepare(request)
     request.app[websockets_key].add(local)
-    await _pump_both(local, remote, upstream.idle_timeout)
+    with request.app[metrics_key].open_connections.labels("websocket").track_inprogress():
+        await _pump_both(local, remote, upstream.idle_timeout)
     return local
 
 

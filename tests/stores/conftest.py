@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 from webproxy.stores.base import CacheStore
 from webproxy.stores.memory import MemoryStore
 from webproxy.stores.redis import RedisStore, make_redis_client
+from webproxy.stores.shared import SharedGenerations
 
 STORE_TIMEOUT = 0.5
 MEMORY_BUDGET = 10_000
@@ -45,11 +46,17 @@ async def redis_client(redis_url: str) -> AsyncIterator[Redis]:
     await client.aclose()
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "memory-shared", "redis"])
 async def store(request: pytest.FixtureRequest, clock: Clock) -> AsyncIterator[CacheStore[bytes]]:
-    """Each store in turn, holding bytes; the memory store runs on `clock`."""
-    if request.param == "memory":
-        memory: MemoryStore[bytes] = MemoryStore(MEMORY_BUDGET, len, timer=clock)
+    """Each store in turn, holding bytes; the memory stores run on `clock`.
+
+    `memory-shared` keeps its generations in memory shared with forked workers.
+    """
+    if request.param.startswith("memory"):
+        shared = SharedGenerations() if request.param == "memory-shared" else None
+        memory: MemoryStore[bytes] = MemoryStore(
+            MEMORY_BUDGET, len, timer=clock, generations=shared
+        )
         yield memory
         await memory.close()
         return

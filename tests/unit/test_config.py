@@ -365,10 +365,6 @@ PROBLEMS = {
         Sources('[server]\nworkers = 65\n[store]\nbackend = "redis"\n'),
         "server.workers: must be an integer from 1 to 64, got 65",
     ),
-    "workers without redis": (
-        Sources("[server]\nworkers = 2\n"),
-        "server.workers: more than 1 worker needs store.backend = redis",
-    ),
     "zero size": (
         Sources("[server]\nmax_body_bytes = 0\n"),
         "server.max_body_bytes: must be a positive integer, got 0",

@@ -39,6 +39,14 @@ class StoreStats:
     by_label: Mapping[str, LabelStats]
 
 
+class Generations(Protocol):
+    """Named generation counters, as the memory store keeps them (a counter never bumped is 0)."""
+
+    def read(self, counters: Sequence[str]) -> tuple[int, ...]: ...
+
+    def bump(self, counter: str) -> None: ...
+
+
 class CacheStore(Protocol[V]):
     """Keeps values under string keys, each guarded by a tuple of generation counters.
 

@@ -7,6 +7,10 @@ A value whose `sizeof` exceeds `max_bytes` is not kept; `put` still returns True
 returns False only for a generation conflict), treating it as stored and evicted at once. Any
 older entry under that key is dropped, so it cannot stand in for the newer response.
 Entries made unreadable by a purge are dropped lazily, when a `get` meets them, or evicted.
+
+The generation counters are a `Generations` object: in this process by default, or in
+memory shared by every worker process (`webproxy.stores.shared`), so a purge or clear in
+one worker invalidates the entries of all.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from typing import Generic
 
 from cachetools import Cache, TLRUCache
 
-from webproxy.stores.base import ALL, Found, LabelStats, StoreStats, V, check_put
+from webproxy.stores.base import ALL, Found, Generations, LabelStats, StoreStats, V, check_put
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +37,20 @@ class _Held(Generic[V]):
     generation: tuple[int, ...]
     keep: float
     size: int
+
+
+class LocalGenerations:
+    """Generation counters in this process: a plain dict, a counter never bumped reads 0."""
+
+    def __init__(self) -> None:
+        self._counters: dict[str, int] = {}
+
+    def read(self, counters: Sequence[str]) -> tuple[int, ...]:
+        read = self._counters.get
+        return tuple([read(name, 0) for name in counters])
+
+    def bump(self, counter: str) -> None:
+        self._counters[counter] = self._counters.get(counter, 0) + 1
 
 
 def _expires(_key: str, held: _Held[V], now: float) -> float:
@@ -51,15 +69,15 @@ class MemoryStore(Generic[V]):
         max_bytes: int,
         sizeof: Callable[[V], int],
         timer: Callable[[], float] = time.monotonic,
+        generations: Generations | None = None,
     ) -> None:
         self._max_bytes = max_bytes
         self._sizeof = sizeof
         self._cache: TLRUCache[str, _Held[V], float] = TLRUCache(max_bytes, _expires, timer, _size)
-        self._counters: dict[str, int] = {}
+        self._generations = generations if generations is not None else LocalGenerations()
 
     async def get(self, key: str, counters: Sequence[str]) -> Found[V]:
-        read = self._counters.get
-        current = tuple([read(name, 0) for name in counters])
+        current = self._generations.read(counters)
         try:
             held = self._cache[key]
         except KeyError:
@@ -81,8 +99,7 @@ class MemoryStore(Generic[V]):
     ) -> bool:
         names = tuple(counters)
         check_put(names, generation, keep)
-        read = self._counters.get
-        if tuple([read(name, 0) for name in names]) != generation:
+        if self._generations.read(names) != generation:
             return False
         size = self._sizeof(value)
         if size > self._max_bytes:
@@ -96,23 +113,19 @@ class MemoryStore(Generic[V]):
             del self._cache[key]
 
     async def purge(self, counter: str) -> None:
-        self._bump(counter)
+        self._generations.bump(counter)
 
     async def clear(self) -> None:
         self._cache.clear()
-        self._bump(ALL)
-
-    def _bump(self, counter: str) -> None:
-        self._counters[counter] = self._counters.get(counter, 0) + 1
+        self._generations.bump(ALL)
 
     async def stats(self) -> StoreStats:
         self._cache.expire()
         entries: defaultdict[str, int] = defaultdict(int)
         sizes: defaultdict[str, int] = defaultdict(int)
-        read = self._counters.get
         for key in list(self._cache):
             held = Cache.__getitem__(self._cache, key)  # a peek: leaves the LRU order alone
-            if tuple([read(name, 0) for name in held.counters]) == held.generation:
+            if self._generations.read(held.counters) == held.generation:
                 entries[held.label] += 1
                 sizes[held.label] += held.size
         by_label = {label: LabelStats(entries[label], sizes[label]) for label in entries}
