@@ -119,8 +119,8 @@ class StoreSettings:
     redis_url: Secret = Secret("redis://127.0.0.1:6379/0")
     key_prefix: str = "webproxy"
     max_bytes: int = 64 * MIB
-    timeout: float = 0.25
-    max_connections: int = 50
+    timeout: float = 0.5
+    max_connections: int = 200
 
 
 def _default_ttls() -> Mapping[str, float]:

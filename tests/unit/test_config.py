@@ -95,8 +95,8 @@ DEFAULTS = {
     "store.redis_url": Secret("redis://127.0.0.1:6379/0"),
     "store.key_prefix": "webproxy",
     "store.max_bytes": 64 * 1024 * 1024,
-    "store.timeout": 0.25,
-    "store.max_connections": 50,
+    "store.timeout": 0.5,
+    "store.max_connections": 200,
     "cache.enabled": True,
     "cache.identity_ttl": 300.0,
     "cache.stale_if_error": 300.0,
@@ -618,8 +618,8 @@ def test_describe_gives_plain_data_with_secrets_masked() -> None:
         "redis_url": "********",
         "key_prefix": "webproxy",
         "max_bytes": 64 * 1024 * 1024,
-        "timeout": 0.25,
-        "max_connections": 50,
+        "timeout": 0.5,
+        "max_connections": 200,
     }
     cache = described["cache"]
     assert isinstance(cache, dict)

@@ -50,7 +50,7 @@ return 1
 """
 
 
-def make_redis_client(url: str, *, timeout: float, max_connections: int = 50) -> Redis:
+def make_redis_client(url: str, *, timeout: float, max_connections: int = 200) -> Redis:
     """Build a client that fails fast: every connect and reply is bounded by `timeout`.
 
     One quick retry on a connection error only (a pooled connection may have died with a Redis
