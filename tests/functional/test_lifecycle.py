@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 from pytest_aiohttp import AiohttpServer
 
-from tests.conftest import AGENT, basic
+from tests.conftest import AGENT, Sim, basic
 from tests.functional.finesse import eventually
 from tests.functional.serving import serving
 
@@ -110,12 +110,9 @@ async def test_sigterm_closes_relayed_websockets_with_going_away(
 
 
 async def test_sighup_applies_new_ttls_and_names_what_needs_a_restart(
-    aiohttp_server: AiohttpServer, tmp_path: Path
+    sim: Sim, tmp_path: Path
 ) -> None:
-    from webproxy.sim import FinesseSimulator
-
-    sim = await aiohttp_server(FinesseSimulator().app)
-    upstream = str(sim.make_url("")).rstrip("/")
+    upstream = sim.url
     config = tmp_path / "webproxy.toml"
     config.write_text(f'[upstream]\nurl = "{upstream}"\n[cache.ttl]\nChatConfig = 300\n')
     async with serving(["--config", str(config)]) as served, aiohttp.ClientSession() as client:
@@ -135,13 +132,8 @@ async def test_sighup_applies_new_ttls_and_names_what_needs_a_restart(
         assert await served.exit_code() == 0
 
 
-async def test_admin_reload_reports_and_refuses_a_broken_file(
-    aiohttp_server: AiohttpServer, tmp_path: Path
-) -> None:
-    from webproxy.sim import FinesseSimulator
-
-    sim = await aiohttp_server(FinesseSimulator().app)
-    upstream = str(sim.make_url("")).rstrip("/")
+async def test_admin_reload_reports_and_refuses_a_broken_file(sim: Sim, tmp_path: Path) -> None:
+    upstream = sim.url
     config = tmp_path / "webproxy.toml"
     config.write_text(f'[upstream]\nurl = "{upstream}"\n')
     async with serving(["--config", str(config)]) as served, aiohttp.ClientSession() as client:

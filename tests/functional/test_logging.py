@@ -7,27 +7,22 @@ import json
 import signal
 
 import aiohttp
-from pytest_aiohttp import AiohttpServer
 
-from tests.conftest import basic
+from tests.conftest import Sim, basic
 from tests.functional.serving import serving
-from webproxy.sim import FinesseSimulator
 
 ADMIN_TOKEN = "admin-token-7f3a9c"
 WRONG_PASSWORD = "hunter2-wrong"
 QUERY_SECRET = "sso-token-e41b77"
 
 
-async def test_json_access_lines_describe_each_request_and_hold_no_secret(
-    aiohttp_server: AiohttpServer,
-) -> None:
-    sim = await aiohttp_server(FinesseSimulator().app)
+async def test_json_access_lines_describe_each_request_and_hold_no_secret(sim: Sim) -> None:
     env = {
         "WEBPROXY_LOG_ACCESS": "info",
         "WEBPROXY_LOG_FORMAT": "json",
         "WEBPROXY_ADMIN_TOKEN": ADMIN_TOKEN,
     }
-    upstream = str(sim.make_url("")).rstrip("/")
+    upstream = sim.url
     async with serving(["--upstream", upstream], env) as served, aiohttp.ClientSession() as client:
         agent = basic("10001")
         await (await client.get(f"{served.proxy}/finesse/api/User/10001", headers=agent)).read()

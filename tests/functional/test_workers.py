@@ -6,24 +6,17 @@ import json
 import os
 import signal
 import uuid
+from collections.abc import Awaitable, Callable
 
 import aiohttp
 import pytest
-from pytest_aiohttp import AiohttpServer
 
-from tests.conftest import ADMIN, basic
+from tests.conftest import ADMIN, Sim, basic
 from tests.functional.finesse import eventually
 from tests.functional.serving import Served, serving
-from webproxy.sim import FinesseSimulator
 
 CHAT = "/finesse/api/ChatConfig"
 JSON_ACCESS_LOG = {"WEBPROXY_LOG_ACCESS": "info", "WEBPROXY_LOG_FORMAT": "json"}
-
-
-@pytest.fixture
-async def finesse(aiohttp_server: AiohttpServer) -> str:
-    server = await aiohttp_server(FinesseSimulator().app)
-    return str(server.make_url("")).rstrip("/")
 
 
 def access_lines(served: Served) -> list[dict[str, object]]:
@@ -79,34 +72,34 @@ async def warm_both(served: Served) -> None:
     raise AssertionError(f"only workers {sorted(warmed)} hold an entry")
 
 
-async def test_an_admin_clear_reaches_both_workers_memory_stores(finesse: str) -> None:
-    args = ["--upstream", finesse, "--workers", "2"]
+async def clear_by_admin(served: Served, client: aiohttp.ClientSession) -> None:
+    async with client.post(f"{served.admin}/admin/cache/clear") as r:
+        assert r.status == 200
+
+
+async def write_chat_config(served: Served, client: aiohttp.ClientSession) -> None:
+    body = "<ChatConfig><primaryNode>https://chat9.example</primaryNode></ChatConfig>"
+    headers = {**ADMIN, "Content-Type": "application/xml"}
+    async with client.put(f"{served.proxy}{CHAT}", data=body, headers=headers) as r:
+        assert r.status == 200
+
+
+@pytest.mark.parametrize("purge", [clear_by_admin, write_chat_config], ids=["admin", "write"])
+async def test_a_purge_through_one_worker_reaches_every_workers_memory_store(
+    sim: Sim, purge: Callable[[Served, aiohttp.ClientSession], Awaitable[None]]
+) -> None:
+    args = ["--upstream", sim.url, "--workers", "2"]
     async with serving(args, JSON_ACCESS_LOG) as served, aiohttp.ClientSession() as client:
         await warm_both(served)
-        async with client.post(f"{served.admin}/admin/cache/clear") as r:
-            assert r.status == 200
+        await purge(served, client)
         first = await first_reads_on_each_worker(served, CHAT)
         assert set(first.values()) == {"miss"}, first
         served.signal(signal.SIGTERM)
         assert await served.exit_code() == 0
 
 
-async def test_a_purging_write_reaches_both_workers_memory_stores(finesse: str) -> None:
-    args = ["--upstream", finesse, "--workers", "2"]
-    async with serving(args, JSON_ACCESS_LOG) as served, aiohttp.ClientSession() as client:
-        await warm_both(served)
-        body = "<ChatConfig><primaryNode>https://chat9.example</primaryNode></ChatConfig>"
-        headers = {**ADMIN, "Content-Type": "application/xml"}
-        async with client.put(f"{served.proxy}{CHAT}", data=body, headers=headers) as r:
-            assert r.status == 200
-        first = await first_reads_on_each_worker(served, CHAT)
-        assert set(first.values()) == {"miss"}, first
-        served.signal(signal.SIGTERM)
-        assert await served.exit_code() == 0
-
-
-async def test_a_dead_worker_is_replaced_and_the_scrape_covers_the_group(finesse: str) -> None:
-    args = ["--upstream", finesse, "--workers", "2"]
+async def test_a_dead_worker_is_replaced_and_the_scrape_covers_the_group(sim: Sim) -> None:
+    args = ["--upstream", sim.url, "--workers", "2"]
     async with serving(args, JSON_ACCESS_LOG) as served, aiohttp.ClientSession() as client:
         await warm_both(served)
         victim = int(str(access_lines(served)[-1]["worker"]))
