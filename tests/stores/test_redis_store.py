@@ -242,3 +242,40 @@ async def test_stores_with_different_prefixes_share_nothing(
     assert (await theirs.get("/a", TEAM)).value is None
     assert (await ours.stats()).entries == 1
     assert (await theirs.stats()).entries == 0
+
+
+async def test_a_replica_that_saw_redis_go_owes_a_clear_for_when_it_returns(
+    make_store: MakeStore, redis_server: RedisServer, redis_prefix: str
+) -> None:
+    reader, writer = await make_store(), await make_store()  # two replicas, one Redis
+    assert await put_fresh(reader, "/a", b"before the write")
+    saved = await dump_prefix(redis_server.url, redis_prefix)
+    redis_server.stop()
+    try:
+        with pytest.raises(StoreUnavailable):
+            await reader.get("/a", TEAM)  # the reader sees Redis gone ...
+        with pytest.raises(StoreUnavailable):
+            await writer.purge("team:5000")  # ... while the writer's purge is lost
+    finally:
+        redis_server.start()
+    await restore(redis_server.url, saved)  # Redis returns with its old data
+    assert (await reader.get("/a", TEAM)).value is None  # the reader serves nothing older
+
+
+async def dump_prefix(url: str, prefix: str) -> dict[bytes, bytes]:
+    client = Redis.from_url(url)
+    try:
+        keys = [key async for key in client.scan_iter(match=f"{prefix}:*")]
+        dumped = {key: await client.dump(key) for key in keys}
+        return {key: value for key, value in dumped.items() if value is not None}
+    finally:
+        await client.aclose()
+
+
+async def restore(url: str, saved: dict[bytes, bytes]) -> None:
+    client = Redis.from_url(url)
+    try:
+        for key, value in saved.items():
+            await client.restore(key, 0, value, replace=True)
+    finally:
+        await client.aclose()

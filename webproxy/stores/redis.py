@@ -12,6 +12,9 @@ with ``maxmemory-policy volatile-lru`` (entries all have a TTL, counters none) o
 Every redis-py error, OSError and timeout becomes StoreUnavailable. A purge or clear that could
 not reach Redis is not lost: the store then owes a clear, and pays it (INCR of the ``all``
 counter) before any later get or put may succeed, so nothing older is served in between.
+A get or put that finds Redis gone (connection refused or reset, not merely slow or busy)
+owes a clear too: while Redis was away, another replica's purge may have failed, and this
+replica must not serve what that purge covered when Redis comes back with its old data.
 """
 
 from __future__ import annotations
@@ -79,6 +82,16 @@ def _unavailable(action: str) -> Iterator[None]:
         yield
     except (RedisError, OSError, TimeoutError) as exc:
         raise StoreUnavailable(f"redis {action} failed: {exc!r}") from exc
+
+
+def _redis_gone(exc: BaseException) -> bool:
+    """The connection was refused, reset or cut: Redis is away (not just slow or busy)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ConnectionRefusedError | ConnectionResetError | BrokenPipeError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,7 +183,7 @@ class RedisStore(Generic[V]):
         names = tuple(counters)
         entry_key = self._entry_key(key)
         await self._settle_debt()
-        with _unavailable("get"):
+        with self._noticing_outage("get"):
             raw = await self._client.mget([entry_key, *map(self._gen_key, names)])
         current = tuple(_count(value) for value in raw[1:])
         blob = raw[0]
@@ -213,7 +226,7 @@ class RedisStore(Generic[V]):
             *map(str, generation),
         ]
         await self._settle_debt()
-        with _unavailable("put"):
+        with self._noticing_outage("put"):
             stored = await self._put_script(keys=keys, args=args)
         return bool(stored == 1)
 
@@ -235,6 +248,19 @@ class RedisStore(Generic[V]):
             self._owed_clear = True
             self._debts += 1
             log.warning("redis %s of %r failed; a clear is owed", action, counter)
+            raise
+
+    @contextlib.contextmanager
+    def _noticing_outage(self, action: str) -> Iterator[None]:
+        """As `_unavailable`; if Redis is gone rather than slow, owe a clear (see above)."""
+        try:
+            with _unavailable(action):
+                yield
+        except StoreUnavailable as exc:
+            if _redis_gone(exc) and not self._owed_clear:
+                self._owed_clear = True
+                self._debts += 1
+                log.warning("redis is gone; a clear is owed for when it returns")
             raise
 
     async def _settle_debt(self) -> None:
