@@ -41,7 +41,7 @@ from webproxy.cache.entry import CachedResponse, decode_entry, encode_entry
 from webproxy.cached import Outcome, flights_key
 from webproxy.coalesce import Flights
 from webproxy.config import Settings
-from webproxy.forward import make_session, make_upstream
+from webproxy.forward import make_upstream
 from webproxy.handler import proxy, route_class
 from webproxy.identities import IdentityBook
 from webproxy.intake import refusal
@@ -168,10 +168,10 @@ def make_admin_app(proxy_app: web.Application) -> web.Application:
 
 async def _upstream_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[settings_key].current
-    session = make_session(settings.upstream)
-    app[upstream_key] = make_upstream(session, settings.upstream)
+    upstream = make_upstream(settings.upstream)
+    app[upstream_key] = upstream
     yield
-    await session.close()
+    await upstream.close()
 
 
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:

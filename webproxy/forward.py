@@ -39,9 +39,16 @@ CHUNK: Final = 64 * 1024
 
 @dataclass(frozen=True, slots=True)
 class Upstream:
-    """Where and how to reach Finesse: the shared session and this hop's timeouts."""
+    """Where and how to reach Finesse: the shared sessions and this hop's timeouts.
+
+    Two pools: REST exchanges share one of `upstream.max_connections`; WebSockets and
+    long polls, which hold a connection for minutes, get one of their own without a limit,
+    so a few hundred open desktops can never starve REST of connections. Waiting for a
+    free connection counts against `connect_timeout`, so a full pool gives a 504, not a hang.
+    """
 
     session: aiohttp.ClientSession
+    long_session: aiohttp.ClientSession
     base: URL
     connect_timeout: float
     read_timeout: float
@@ -51,30 +58,42 @@ class Upstream:
         """The upstream URL for a request target, kept byte for byte (already encoded)."""
         return URL(str(self.base) + raw_path_qs, encoded=True)
 
+    def session_for(self, path: str) -> aiohttp.ClientSession:
+        return self.long_session if path.startswith(LONG_LIVED_PREFIXES) else self.session
+
     def timeout_for(self, path: str) -> aiohttp.ClientTimeout:
         read = self.idle_timeout if path.startswith(LONG_LIVED_PREFIXES) else self.read_timeout
-        return aiohttp.ClientTimeout(total=None, sock_connect=self.connect_timeout, sock_read=read)
+        return aiohttp.ClientTimeout(
+            total=None,
+            connect=self.connect_timeout,  # a free pool slot and the connection itself
+            sock_connect=self.connect_timeout,
+            sock_read=read,
+        )
+
+    async def close(self) -> None:
+        await self.session.close()
+        await self.long_session.close()
 
 
-def make_session(settings: UpstreamSettings) -> aiohttp.ClientSession:
-    """One session for the process: bounded pool, no cookie jar, no decompression."""
+def _session(settings: UpstreamSettings, limit: int) -> aiohttp.ClientSession:
+    """No cookie jar, no decompression; TLS verified unless configured otherwise."""
     context: ssl.SSLContext | bool = True
     if not settings.tls_verify:
         context = False
     elif settings.ca_file:
         context = ssl.create_default_context(cafile=settings.ca_file)
-    connector = aiohttp.TCPConnector(limit=settings.max_connections, ssl=context)
     return aiohttp.ClientSession(
-        connector=connector,
+        connector=aiohttp.TCPConnector(limit=limit, ssl=context),
         cookie_jar=aiohttp.DummyCookieJar(),  # cookies belong to clients, never to the proxy
         auto_decompress=False,
         timeout=aiohttp.ClientTimeout(total=None),
     )
 
 
-def make_upstream(session: aiohttp.ClientSession, settings: UpstreamSettings) -> Upstream:
+def make_upstream(settings: UpstreamSettings) -> Upstream:
     return Upstream(
-        session=session,
+        session=_session(settings, settings.max_connections),
+        long_session=_session(settings, 0),  # 0: one connection per open desktop, unbounded
         base=URL(settings.url.rstrip("/")),
         connect_timeout=settings.connect_timeout,
         read_timeout=settings.read_timeout,
@@ -100,13 +119,18 @@ def upstream_headers(
 ) -> CIMultiDict[str]:
     """The headers to send upstream: end-to-end fields, this hop's X-Forwarded-* and Via.
 
-    With `keep`, only those fields (lower-case names) are passed on: a request whose
-    answer may be stored for others carries nothing that is not in its key.
+    With `keep` (lower-case names), a request whose answer may be stored for others, or
+    that teaches the proxy who a credential is, carries only those fields, taken as the
+    client sent them: `Connection` cannot remove one of them, so what Finesse sees is what
+    the key and the credential checks saw. It carries no client-chosen `X-Forwarded-*`
+    either (no earlier `X-Forwarded-For`, no `X-Forwarded-Host`).
     """
-    headers = end_to_end(request.headers, drop=CONSUMED_REQUEST_FIELDS)
-    if keep is not None:
-        headers = CIMultiDict((k, v) for k, v in headers.items() if k.lower() in keep)
-    add_forwarded(headers, client_ip=request.remote, scheme=request.scheme, host=request.host)
+    if keep is None:
+        headers = end_to_end(request.headers, drop=CONSUMED_REQUEST_FIELDS)
+        add_forwarded(headers, client_ip=request.remote, scheme=request.scheme, host=request.host)
+    else:
+        headers = CIMultiDict((k, v) for k, v in request.headers.items() if k.lower() in keep)
+        add_forwarded(headers, client_ip=request.remote, scheme=request.scheme, host=None)
     add_via(headers)
     return headers
 
@@ -142,7 +166,7 @@ async def open_exchange(
     body = LimitedBody(request, body_limit) if request.body_exists else None
     try:
         with upstream_errors():
-            return await upstream.session.request(
+            return await upstream.session_for(request.path).request(
                 request.method,
                 upstream.url(request.raw_path),
                 headers=headers,
@@ -197,7 +221,7 @@ async def fetch(upstream: Upstream, target: str, headers: CIMultiDict[str]) -> F
     """
     path = target.partition("?")[0]
     with upstream_errors():
-        async with upstream.session.get(
+        async with upstream.session_for(path).get(
             upstream.url(target),
             headers=headers,
             allow_redirects=False,

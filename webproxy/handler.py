@@ -25,7 +25,7 @@ from webproxy.appkeys import (
 from webproxy.cache.keys import canonical_path
 from webproxy.cache.rules import WRITE_METHODS, PurgeReason, match_cached, purges_for_write
 from webproxy.cache.users import USER_PATH, binds_identity, identity_of, parse_user
-from webproxy.cached import serve_cached
+from webproxy.cached import FORWARDED_FOR_CACHING, serve_cached
 from webproxy.errors import BodyTooLarge, StoreUnavailable, UpstreamError
 from webproxy.forward import LONG_LIVED_PREFIXES, fetch, open_exchange, relay, upstream_headers
 from webproxy.websocket import is_websocket_upgrade, relay_websocket
@@ -86,12 +86,17 @@ async def forward(request: web.Request, raw_path: str) -> web.StreamResponse:
 
 
 async def sign_in(request: web.Request, user_id: str) -> web.StreamResponse:
-    """`GET User/{id}`: read whole (it is small) to learn who this credential belongs to."""
+    """`GET User/{id}`: read whole (it is small) to learn who this credential belongs to.
+
+    Sent with its credential and nothing else that could authenticate it (no cookie): a
+    200 must mean Finesse accepted this `Authorization`, not a session it also carried.
+    """
     app = request.app
     authorization = request.headers["Authorization"]
     started = time.perf_counter()
     try:
-        fetched = await fetch(app[upstream_key], request.raw_path, upstream_headers(request))
+        headers = upstream_headers(request, keep=FORWARDED_FOR_CACHING)  # no cookie, say
+        fetched = await fetch(app[upstream_key], request.raw_path, headers)
     except UpstreamError as exc:
         app[metrics_key].upstream_errors.labels(exc.kind).inc()
         return upstream_failure(request, exc)

@@ -15,9 +15,13 @@ from typing import Final
 
 import aiohttp
 from aiohttp import WSMsgType, web
+from multidict import CIMultiDict
 
-from webproxy.appkeys import metrics_key, websockets_key
+from webproxy.answers import refuse
+from webproxy.appkeys import identities_key, metrics_key, websockets_key
+from webproxy.errors import UpstreamError
 from webproxy.forward import Upstream, upstream_errors, upstream_headers
+from webproxy.headers import end_to_end
 
 log = logging.getLogger("webproxy.upstream")
 
@@ -31,7 +35,10 @@ HANDSHAKE_FIELDS: Final = frozenset(
         "sec-websocket-accept",
     }
 )
+NORMAL: Final = 1000
 GOING_AWAY: Final = 1001
+#: Finesse's XMPP stanzas are small; a bound keeps a hostile frame (or a deflate bomb) out.
+MAX_MESSAGE: Final = 4 * 1024 * 1024
 
 Socket = web.WebSocketResponse | aiohttp.ClientWebSocketResponse
 
@@ -46,7 +53,35 @@ def is_websocket_upgrade(request: web.BaseRequest) -> bool:
 
 
 async def relay_websocket(request: web.Request, upstream: Upstream) -> web.StreamResponse:
-    """Open the upstream socket first, so a refused handshake reaches the client as is."""
+    """Open the upstream socket first, so a refused handshake reaches the client as is.
+
+    The client's handshake is checked before anything is opened upstream; the upstream
+    handshake is bounded by the connect and read timeouts; a refusal (401, 403, ...) is
+    passed on with its status, and a 401 forgets the credential as anywhere else.
+    """
+    if not web.WebSocketResponse().can_prepare(request).ok:
+        return refuse(400, "invalid WebSocket handshake")  # nothing opened upstream
+    try:
+        remote = await _connect(request, upstream)
+    except aiohttp.WSServerHandshakeError as refused:
+        return _refused(request, refused)
+    try:
+        local = web.WebSocketResponse(
+            protocols=[remote.protocol] if remote.protocol else (),
+            autoping=False,
+            autoclose=False,
+            max_msg_size=MAX_MESSAGE,
+        )
+        await local.prepare(request)
+        request.app[websockets_key].add(local)
+        with request.app[metrics_key].open_connections.labels("websocket").track_inprogress():
+            await _pump_both(local, remote, upstream.idle_timeout)
+    finally:
+        await remote.close(code=GOING_AWAY)
+    return local
+
+
+async def _connect(request: web.Request, upstream: Upstream) -> aiohttp.ClientWebSocketResponse:
     headers = upstream_headers(request)
     for name in HANDSHAKE_FIELDS:
         headers.popall(name, None)
@@ -55,28 +90,30 @@ async def relay_websocket(request: web.Request, upstream: Upstream) -> web.Strea
     ]
     try:
         with upstream_errors():
-            remote = await upstream.session.ws_connect(
-                upstream.url(request.raw_path),
-                headers=headers,
-                protocols=protocols,
-                autoping=False,
-                autoclose=False,
-                max_msg_size=0,
-                timeout=aiohttp.ClientWSTimeout(ws_close=upstream.read_timeout),
-            )
-    except aiohttp.WSServerHandshakeError as exc:
-        return web.Response(status=exc.status or 502, text=f"upstream refused the upgrade: {exc}")
-    local = web.WebSocketResponse(
-        protocols=[remote.protocol] if remote.protocol else (),
-        autoping=False,
-        autoclose=False,
-        max_msg_size=0,
-    )
-    await local.prepare(request)
-    request.app[websockets_key].add(local)
-    with request.app[metrics_key].open_connections.labels("websocket").track_inprogress():
-        await _pump_both(local, remote, upstream.idle_timeout)
-    return local
+            async with asyncio.timeout(upstream.connect_timeout + upstream.read_timeout):
+                return await upstream.long_session.ws_connect(
+                    upstream.url(request.raw_path),
+                    headers=headers,
+                    protocols=protocols,
+                    autoping=False,
+                    autoclose=False,
+                    max_msg_size=MAX_MESSAGE,
+                    timeout=aiohttp.ClientWSTimeout(ws_close=upstream.read_timeout),
+                )
+    except UpstreamError as exc:
+        if isinstance(exc.__cause__, aiohttp.WSServerHandshakeError):
+            raise exc.__cause__ from None
+        raise
+
+
+def _refused(request: web.Request, refused: aiohttp.WSServerHandshakeError) -> web.Response:
+    status = refused.status if 400 <= refused.status < 600 else 502
+    if status == 401 and "Authorization" in request.headers:
+        request.app[identities_key].forget(request.headers["Authorization"])
+    headers = end_to_end(CIMultiDict(refused.headers or {}))
+    headers.popall("Content-Length", None)
+    text = f"webproxy: upstream refused the upgrade ({status})\n"
+    return web.Response(status=status, headers=headers, text=text)
 
 
 async def _pump_both(local: web.WebSocketResponse, remote: Socket, idle: float) -> None:
@@ -95,6 +132,13 @@ async def _pump_both(local: web.WebSocketResponse, remote: Socket, idle: float) 
         for socket in (local, remote):
             with suppress(Exception):
                 await socket.close(code=GOING_AWAY)
+
+
+def _sendable(code: object) -> bool:
+    """A close code that may go on the wire (RFC 6455 7.4): 1000-1003, 1007-1014, 3000-4999."""
+    if not isinstance(code, int):
+        return False
+    return code in range(1000, 1004) or code in range(1007, 1015) or 3000 <= code <= 4999
 
 
 async def _pump(source: Socket, sink: Socket, idle: float, last_seen: list[float]) -> None:
@@ -118,7 +162,7 @@ async def _pump(source: Socket, sink: Socket, idle: float, last_seen: list[float
             case WSMsgType.PONG:
                 await sink.pong(message.data)
             case WSMsgType.CLOSE:
-                code = message.data if isinstance(message.data, int) else GOING_AWAY
+                code = message.data if _sendable(message.data) else NORMAL
                 await sink.close(code=code, message=(message.extra or "").encode())
                 await source.close(code=code)
                 return
