@@ -70,19 +70,18 @@ async def serve_cached(request: web.Request, scope: Scope, path: str) -> web.Str
     app = request.app
     metrics = app[metrics_key]
     key = build_key(path, request.query_string, request.headers)
-    authorization = request.headers.get("Authorization")
     bypass = wants_bypass(request.query_string)
-    allowed = may_receive(app[identities_key].grants(authorization, scope), scope)
+    allowed = _allowed(request, scope)
     try:
         found = await app[store_key].get(key, scope.counters)
     except StoreUnavailable as exc:
         metrics.store_errors.labels("get").inc()
         log.warning("store unavailable, forwarding uncached: %s", exc)
-        return await _fetch_alone(request, scope, key, None, Lookup.UNCACHEABLE, None)
+        return await _fetch_alone(request, scope, key, None, Lookup.UNCACHEABLE, False)
     entry = found.value if allowed and not bypass else None
     if entry is not None and not vary_matches(entry.vary, request.headers):
         entry = None
-    stale = None  # expired, within the stale-if-error window: may answer if Finesse fails
+    stale_ok = False  # expired, within the stale-if-error window: may answer if Finesse fails
     if entry is not None:
         now = app[clock_key]()
         match freshness(entry, now, _window(request)):
@@ -90,15 +89,15 @@ async def serve_cached(request: web.Request, scope: Scope, path: str) -> web.Str
                 note_lookup(request, scope, Lookup.HIT)
                 return answer_hit(entry, now)
             case Freshness.STALE_USABLE:
-                stale = entry
+                stale_ok = True
             case Freshness.EXPIRED:
                 pass
     lookup = Lookup.BYPASS if bypass else Lookup.MISS if allowed else Lookup.UNAUTHORIZED
     match lookup:
         case Lookup.MISS:
-            return await _fetch_shared(request, scope, key, found.generation, stale)
+            return await _fetch_shared(request, scope, key, found.generation, stale_ok)
         case Lookup.BYPASS | Lookup.UNAUTHORIZED:
-            return await _fetch_alone(request, scope, key, found.generation, lookup, None)
+            return await _fetch_alone(request, scope, key, found.generation, lookup, False)
         case Lookup.HIT | Lookup.STALE | Lookup.UNCACHEABLE:
             raise AssertionError(lookup)
         case _:
@@ -120,30 +119,26 @@ def answer_hit(entry: CachedResponse, now: float) -> web.Response:
 
 
 async def _fetch_shared(
-    request: web.Request,
-    scope: Scope,
-    key: str,
-    generation: tuple[int, ...],
-    stale: CachedResponse | None,
+    request: web.Request, scope: Scope, key: str, generation: tuple[int, ...], stale_ok: bool
 ) -> web.StreamResponse:
     """A miss: join the flight for this key and generation, or lead one."""
     app = request.app
     flights = app[flights_key]
     flight = (key, generation)
     shared = await flights.join(flight, patience=app[settings_key].current.cache.coalesce_timeout)
-    if shared is not None and shared.shareable:
+    if shared is not None and shared.shareable and _allowed(request, scope):
         app[metrics_key].coalesced.inc()
         note_lookup(request, scope, Lookup.MISS)
         status = cache_status(Lookup.MISS, fwd_status=shared.fetched.status, detail="collapsed")
         return answer_fetched(shared.fetched, status)
     if shared is not None:  # the leader's answer was its own (401, 5xx, ...): ask for ours
-        return await _fetch_alone(request, scope, key, generation, Lookup.MISS, stale)
+        return await _fetch_alone(request, scope, key, generation, Lookup.MISS, stale_ok)
     fetcher = _fetcher(request, scope, key, generation)
     try:
         outcome = await flights.lead(flight, fetcher)
     except UpstreamError as exc:
-        return _failed(request, scope, exc, stale)
-    return _answer_outcome(request, scope, Lookup.MISS, outcome, stale)
+        return await _failed(request, scope, key, exc, stale_ok)
+    return await _answer_outcome(request, scope, key, Lookup.MISS, outcome, stale_ok)
 
 
 async def _fetch_alone(
@@ -152,51 +147,80 @@ async def _fetch_alone(
     key: str,
     generation: tuple[int, ...] | None,
     lookup: Lookup,
-    stale: CachedResponse | None,
+    stale_ok: bool,
 ) -> web.StreamResponse:
     """A fetch of this request's own: bypass, unauthorized, store down, or a lone miss."""
     try:
         outcome = await _fetcher(request, scope, key, generation)()
     except UpstreamError as exc:
-        return _failed(request, scope, exc, stale)
-    return _answer_outcome(request, scope, lookup, outcome, stale)
+        return await _failed(request, scope, key, exc, stale_ok)
+    return await _answer_outcome(request, scope, key, lookup, outcome, stale_ok)
 
 
-def _answer_outcome(
+async def _answer_outcome(
     request: web.Request,
     scope: Scope,
+    key: str,
     lookup: Lookup,
     outcome: Outcome,
-    stale: CachedResponse | None,
+    stale_ok: bool,
 ) -> web.StreamResponse:
     status = outcome.fetched.status
-    if status >= 500 and stale is not None:
-        return _serve_stale(request, scope, stale, fwd_status=status)
+    if status >= 500 and stale_ok:
+        stale = await _stale_answer(request, scope, key, fwd_status=status)
+        if stale is not None:
+            return stale
     note_lookup(request, scope, lookup)
     request[upstream_seconds_key] = outcome.upstream_seconds
     value = cache_status(lookup, stored=outcome.stored, fwd_status=status)
     return answer_fetched(outcome.fetched, value)
 
 
-def _failed(
-    request: web.Request, scope: Scope, exc: UpstreamError, stale: CachedResponse | None
+async def _failed(
+    request: web.Request, scope: Scope, key: str, exc: UpstreamError, stale_ok: bool
 ) -> web.StreamResponse:
-    if stale is not None:
-        return _serve_stale(request, scope, stale, fwd_status=None)
-    return upstream_failure(request, exc)
-
-
-def _serve_stale(
-    request: web.Request, scope: Scope, stale: CachedResponse, *, fwd_status: int | None
-) -> web.Response:
-    """Stale-if-error: an expired (never a purged) entry, within the configured window."""
-    note_lookup(request, scope, Lookup.STALE)
-    now = request.app[clock_key]()
-    response = answer_hit(stale, now)
-    response.headers["Cache-Status"] = cache_status(
-        Lookup.STALE, fwd_status=fwd_status, ttl=remaining_ttl(stale, now)
-    )
+    if stale_ok:
+        stale = await _stale_answer(request, scope, key, fwd_status=None)
+        if stale is not None:
+            return stale
+    note_lookup(request, scope, Lookup.MISS)
+    response = upstream_failure(request, exc)
+    response.headers["Cache-Status"] = cache_status(Lookup.MISS, detail=exc.kind)
     return response
+
+
+async def _stale_answer(
+    request: web.Request, scope: Scope, key: str, *, fwd_status: int | None
+) -> web.Response | None:
+    """Stale-if-error: the entry as the store holds it now (a purge during the fetch hid
+    it: never served), if still within the window and the caller still may have it."""
+    app = request.app
+    try:
+        found = await app[store_key].get(key, scope.counters)
+    except StoreUnavailable:
+        return None
+    entry, now = found.value, app[clock_key]()
+    if entry is None or not _allowed(request, scope):
+        return None
+    match freshness(entry, now, _window(request)):
+        case Freshness.FRESH:  # refreshed meanwhile by another request
+            note_lookup(request, scope, Lookup.HIT)
+            return answer_hit(entry, now)
+        case Freshness.STALE_USABLE:
+            note_lookup(request, scope, Lookup.STALE)
+            response = answer_hit(entry, now)
+            response.headers["Cache-Status"] = cache_status(
+                Lookup.STALE, fwd_status=fwd_status, ttl=remaining_ttl(entry, now)
+            )
+            return response
+        case Freshness.EXPIRED:
+            return None
+
+
+def _allowed(request: web.Request, scope: Scope) -> bool:
+    """May this request's credential receive `scope`, by what Finesse has said so far?"""
+    authorization = request.headers.get("Authorization")
+    return may_receive(request.app[identities_key].grants(authorization, scope), scope)
 
 
 def _window(request: web.Request) -> float:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from tests.conftest import ADMIN, AGENT, ManualClock, Proxy, ProxyFactory, Sim, settings_for
-from tests.functional.finesse import sign_in
+from tests.functional.finesse import eventually, sign_in, upstream_gets
 from webproxy.sim import Fault, FaultKind
 
 PATH = "/finesse/api/ChatConfig"
@@ -81,4 +83,18 @@ async def test_an_unauthorised_request_never_gets_a_stale_body(
     clock.advance(TTL + 10)
     sim.sim.inject(Fault(PATH, FaultKind.STATUS, status=503))
     response = await stored.client.get(PATH)
+    assert response.status == 503
+
+
+async def test_an_entry_purged_while_finesse_fails_is_not_served_stale(
+    stored: Proxy, sim: Sim, clock: ManualClock
+) -> None:
+    clock.advance(TTL + 10)
+    sim.sim.latency = 0.5  # the failing answer takes a while ...
+    sim.sim.inject(Fault(PATH, FaultKind.STATUS, status=503))
+    failing = asyncio.create_task(stored.client.get(PATH, headers=AGENT))
+    await eventually(lambda: upstream_gets(sim, PATH) == 2)
+    cleared = await stored.admin.post("/admin/cache/clear")  # ... and a purge lands meanwhile
+    assert cleared.status == 200
+    response = await failing
     assert response.status == 503
