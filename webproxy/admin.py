@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import logging
+from collections.abc import Mapping
 from typing import Final
 
 from aiohttp import web
@@ -20,9 +21,10 @@ from webproxy.appkeys import (
     upstream_key,
     worker_key,
 )
-from webproxy.cache.rules import Purge, PurgeReason, Resource, valid_team_id
+from webproxy.cache.rules import Purge, PurgeReason, Resource, canonical_team, valid_team_id
 from webproxy.errors import ConfigError, StoreUnavailable, UpstreamError
 from webproxy.forward import upstream_errors
+from webproxy.identities import IdentityBook
 from webproxy.logs import configure_logging
 from webproxy.reload import Reload, plan_reload
 
@@ -47,8 +49,20 @@ async def clear_cache(request: web.Request) -> web.Response:
         log.warning("admin clear of %s owed until the store answers: %s", purge.counter, exc)
         return web.json_response({"error": "store unavailable; the clear is owed"}, status=503)
     request.app[metrics_key].purges.labels(PurgeReason.ADMIN).inc()
+    _forget_identities(request.app[identities_key], request.query.get("team"), request.query)
     log.info("cache cleared by admin: %s", cleared)
     return web.json_response({"cleared": cleared})
+
+
+def _forget_identities(
+    identities: IdentityBook, team: str | None, query: Mapping[str, str]
+) -> None:
+    """A clear also forgets who credentials belong to (everyone, or that team's members),
+    so team changes made outside Finesse's REST API count from the next sign-in."""
+    if team is not None:
+        identities.forget_team(canonical_team(team))
+    elif "resource" not in query:
+        identities.clear()
 
 
 def _purge_for(team: str | None, resource: str | None) -> tuple[Purge, dict[str, str]]:
@@ -74,13 +88,15 @@ def _refuse_unauthorised(request: web.Request) -> web.Response | None:
     if token is not None:
         given = request.headers.get("Authorization", "")
         expected = f"Bearer {token.reveal()}"
-        if hmac.compare_digest(given.encode(), expected.encode()):
+        if hmac.compare_digest(given.encode(errors="surrogateescape"), expected.encode()):
             return None
         return web.json_response(
             {"error": "admin token required"},
             status=401,
             headers={"WWW-Authenticate": 'Bearer realm="webproxy admin"'},
         )
+    if "Origin" in request.headers:  # a web page in a browser on this host: never trusted
+        return web.json_response({"error": "cross-site requests are refused"}, status=403)
     if _is_loopback(request.remote):
         return None
     return web.json_response({"error": "no admin token configured: loopback only"}, status=401)

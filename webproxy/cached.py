@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final, assert_never
 
 from aiohttp import web
@@ -252,9 +252,9 @@ class Fetcher:
     key: str
     generation: tuple[int, ...] | None  # None: the store is down, store nothing
     target: str
-    headers: CIMultiDict[str]
-    authorization: str | None
-    vary_source: CIMultiDict[str]
+    headers: CIMultiDict[str] = field(repr=False)  # credentials: never in a repr
+    authorization: str | None = field(repr=False)
+    vary_source: CIMultiDict[str] = field(repr=False)
 
     async def __call__(self) -> Outcome:
         app = self.app

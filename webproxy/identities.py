@@ -78,6 +78,15 @@ class IdentityBook:
         self._identities.pop(digest, None)
         self._approvals.pop(digest, None)
 
+    def forget_team(self, team: str) -> None:
+        """Drop the identities of `team`'s members (admin clears; O(n), rare)."""
+        for digest in [d for d, (who, _) in self._identities.items() if who.team_id == team]:
+            del self._identities[digest]
+
+    def clear(self) -> None:
+        self._identities.clear()
+        self._approvals.clear()
+
     def __len__(self) -> int:
         """Credentials with a live identity (scrape time only: counts every entry)."""
         now = self._timer()

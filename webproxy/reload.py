@@ -1,8 +1,8 @@
 """Which settings a running proxy can take on at once, and which need a restart.
 
-Safe to change while serving: the cache TTLs, the stale-if-error window, the identity
-TTL for new bindings, the coalescing wait, logging and the admin token. Everything
-else (listeners, upstream, store, TLS, limits) is baked into sockets and sessions.
+Safe to change while serving: the cache TTLs, the stale-if-error window, the coalescing
+wait, logging and the admin token. Everything else (listeners, upstream, store, TLS,
+limits, the identity TTL) is baked into sockets, sessions and books made at start.
 """
 
 from __future__ import annotations

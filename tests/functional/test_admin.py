@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import socket
 
@@ -13,7 +14,8 @@ from pytest_aiohttp import AiohttpServer
 from tests.conftest import AGENT, Proxy, ProxyFactory, Sim, basic, settings_for
 from tests.functional.finesse import sign_in
 from webproxy.app import make_admin_app
-from webproxy.appkeys import metrics_key
+from webproxy.appkeys import identities_key, metrics_key
+from webproxy.cache.rules import Resource, Scope
 from webproxy.config import Secret
 
 CHAT = "/finesse/api/ChatConfig"
@@ -48,13 +50,17 @@ async def guarded(sim: Sim, start_proxy: ProxyFactory, store_section: dict[str, 
 
 
 async def hit_or_miss(proxy: Proxy, path: str) -> str:
-    """`hit` or `miss`: how the proxy answered the agent who warmed `path`."""
+    """`hit` or `miss`: how the proxy answered the agent who warmed `path`.
+
+    A miss is any answer fetched from Finesse: after a full clear, the proxy has also
+    forgotten who the agent is, so Finesse is asked as for an unknown credential.
+    """
     response = await proxy.client.get(path, headers=basic(WARM[path]))
     assert response.status == 200
     status = response.headers["Cache-Status"]
     if status.startswith("webproxy; hit"):
         return "hit"
-    assert status.startswith("webproxy; fwd=miss"), status
+    assert status.startswith(("webproxy; fwd=miss", "webproxy; fwd=uri-miss")), status
     return "miss"
 
 
@@ -274,3 +280,38 @@ async def test_readyz_answers_200_while_finesse_and_the_store_answer(warm: Proxy
     response = await warm.admin.get("/readyz")
     assert response.status == 200
     assert (await response.json())["status"] == "ready"
+
+
+async def test_a_team_clear_forgets_that_teams_identities_and_no_others(warm: Proxy) -> None:
+    identities = warm.app[identities_key]
+    team_a, team_b = basic("10001")["Authorization"], basic("11001")["Authorization"]
+    chat = Scope(Resource.CHAT_CONFIG)
+    cleared = await warm.admin.post("/admin/cache/clear", params={"team": "5000"})
+    assert cleared.status == 200
+    forgotten = identities.grants(team_a, chat)
+    assert forgotten is None or forgotten.identity is None  # an approval may remain
+    kept = identities.grants(team_b, chat)
+    assert kept is not None and kept.identity is not None
+
+
+async def test_a_page_in_a_browser_cannot_clear_without_a_token(warm: Proxy) -> None:
+    response = await warm.admin.post(
+        "/admin/cache/clear", headers={"Origin": "https://evil.example"}
+    )
+    assert response.status == 403
+    assert await hit_or_miss(warm, CHAT) == "hit"
+
+
+async def test_a_token_that_is_not_utf8_is_refused_cleanly(guarded: Proxy) -> None:
+    server = guarded.admin.server
+    reader, writer = await asyncio.open_connection(server.host, server.port)
+    try:
+        writer.write(
+            b"POST /admin/cache/clear HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n"
+            b"Authorization: Bearer \xff\xfe\r\n\r\n"
+        )
+        async with asyncio.timeout(5):
+            status_line = await reader.readline()
+    finally:
+        writer.close()
+    assert status_line.split()[1] == b"401"

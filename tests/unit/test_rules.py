@@ -260,3 +260,42 @@ def test_impossible_scopes_are_refused(resource: Resource, team_id: str | None) 
 def test_purge_team_refuses_ids_no_entry_can_have(team_id: str) -> None:
     with pytest.raises(ValueError):
         Purge.team(team_id)
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("/finesse//api/ReasonCode/1", (Purge.everything(),)),
+        ("/finesse/x/../api/ReasonCode", (Purge.everything(),)),
+        ("/%66inesse/api/ReasonCode", (Purge.everything(),)),
+        ("/%2566inesse/api/ReasonCode", (Purge.everything(),)),
+        ("/Finesse;jsessionid=1/API/ReasonCode", (Purge.everything(),)),
+        ("/desktop/%41", ()),
+        ("/desktop//login", ()),
+        ("/http-bind/%20", ()),
+    ],
+    ids=[
+        "double-slash",
+        "dot-dot",
+        "encoded-letter",
+        "double-encoded",
+        "path-param-and-case",
+        "desktop-encoded",
+        "desktop-double-slash",
+        "http-bind",
+    ],
+)
+def test_a_non_canonical_write_purges_everything_only_if_it_could_reach_the_api(
+    path: str, expected: tuple[Purge, ...]
+) -> None:
+    assert purges_for_write("POST", path, 200, media_domain_path=MEDIA) == expected
+
+
+def test_team_ids_with_leading_zeros_are_neither_cached_nor_missed_by_purges() -> None:
+    assert (
+        match_cached("/finesse/api/TeamResource/05000/ReasonCodes", media_domain_path=MEDIA) is None
+    )
+    assert purges_for_write(
+        "PUT", "/finesse/api/Team/05000/ReasonCodes", 200, media_domain_path=MEDIA
+    ) == (Purge.team("5000"),)
+    assert Purge.team("007") == Purge.team("7")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import posixpath
 import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import lru_cache
 from typing import Final
+from urllib.parse import unquote
 
 from webproxy.cache.keys import canonical_path
 
@@ -19,11 +21,19 @@ TEAMS_COUNTER: Final = "teams"
 
 _TEAM_ID: Final = "[A-Za-z0-9_-]{1,64}"
 _TEAM_ID_RE: Final = re.compile(_TEAM_ID)
+#: What the proxy caches under: no leading zero before a digit, so `05000` (which Finesse may
+#: read as team 5000) is never an entry that a purge of team `5000` would miss.
+_CACHED_TEAM_ID: Final = f"(?!0[0-9]){_TEAM_ID}"
 
 
 def valid_team_id(team: str) -> bool:
     """True for a team id the proxy caches under: 1-64 of ``A-Z a-z 0-9 _ -``."""
     return _TEAM_ID_RE.fullmatch(team) is not None
+
+
+def canonical_team(team: str) -> str:
+    """A numeric id without its leading zeros (`05000` -> `5000`); others as they are."""
+    return str(int(team)) if team.isdigit() else team
 
 
 class Resource(StrEnum):
@@ -85,9 +95,10 @@ class Purge:
 
     @classmethod
     def team(cls, team: str) -> Purge:
-        """Purge one team; raises ValueError for an id `valid_team_id` refuses."""
+        """Purge one team (its id made canonical); ValueError for an id `valid_team_id` refuses."""
         if not valid_team_id(team):
             raise ValueError(f"invalid team id {team!r}")
+        team = canonical_team(team)
         return cls(f"team:{team}")
 
     @classmethod
@@ -134,7 +145,7 @@ CACHED_ROUTES: Final = (
     CachedRoute(Resource.ECC_VARIABLE_CONFIG, re.compile(r"/finesse/api/ECCVariableConfig")),
     CachedRoute(
         Resource.TEAM_RESOURCE,
-        re.compile(rf"/finesse/api/TeamResource/(?P<team>{_TEAM_ID})/[A-Za-z]+"),
+        re.compile(rf"/finesse/api/TeamResource/(?P<team>{_CACHED_TEAM_ID})/[A-Za-z]+"),
     ),
 )
 """The fixed rows; the MediaDomain row comes from config (see `cached_routes`)."""
@@ -246,8 +257,9 @@ def purges_for_write(
     Only POST, PUT, PATCH and DELETE purge (method compared case-insensitively). A 4xx
     purges nothing (Finesse refused the write). None (no answer: timeout, refused, reset)
     purges like a success, because the write may have been applied. A path that
-    `canonical_path` refuses purges everything, whatever its prefix: we can't tell how
-    Tomcat would route it (``/finesse//api/ReasonCode/1`` or ``%2e%2e`` tricks).
+    `canonical_path` refuses purges everything if, decoded and normalised the ways Tomcat
+    might, it could reach ``/finesse/api`` (``/finesse//api/ReasonCode/1``, ``%2e%2e``
+    tricks): we can't tell which table row it would be. Any other such path purges nothing.
     """
     if method.upper() not in WRITE_METHODS:
         return ()
@@ -255,6 +267,21 @@ def purges_for_write(
         return ()
     canonical = canonical_path(path)
     if canonical is None:
-        return (Purge.everything(),)
+        return (Purge.everything(),) if _may_reach_api(path) else ()
     purges = (trigger.purge_for(canonical) for trigger in write_triggers(media_domain_path))
     return tuple(dict.fromkeys(purge for purge in purges if purge is not None))
+
+
+def _may_reach_api(raw_path: str) -> bool:
+    """Could a router that decodes, drops `;` parameters, merges slashes, resolves dot
+    segments or ignores case take `raw_path` into the API? Decoded until stable, at most
+    three times, for double encodings."""
+    path = raw_path
+    for _ in range(3):
+        decoded = unquote(path)
+        if decoded == path:
+            break
+        path = decoded
+    segments = (segment.partition(";")[0] for segment in path.replace("\\", "/").split("/"))
+    normal = posixpath.normpath("/" + "/".join(segment for segment in segments if segment))
+    return normal.lower().startswith(API_PREFIX.rstrip("/").lower())
