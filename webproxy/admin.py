@@ -5,12 +5,13 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import logging
+import os
+import signal
 from collections.abc import Mapping
 from typing import Final
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.multiprocess import MultiProcessCollector
 
 from webproxy.appkeys import (
     identities_key,
@@ -26,6 +27,7 @@ from webproxy.errors import ConfigError, StoreUnavailable, UpstreamError
 from webproxy.forward import upstream_errors
 from webproxy.identities import IdentityBook
 from webproxy.logs import configure_logging
+from webproxy.metrics import group_registry, read_cache_view
 from webproxy.reload import Reload, plan_reload
 
 log = logging.getLogger("webproxy.admin")
@@ -114,12 +116,16 @@ async def reload_route(request: web.Request) -> web.Response:
     refused = _refuse_unauthorised(request)
     if refused is not None:
         return refused
+    app = request.app
     try:
-        done = reload_settings(request.app)
+        if app[worker_key] is None:
+            done = reload_settings(app)
+        else:  # every worker must reload: the supervisor passes SIGHUP on to each
+            done = plan_reload(app[settings_key].current, app[source_key]())
+            os.kill(os.getppid(), signal.SIGHUP)
     except ConfigError as exc:
-        return web.json_response(
-            {"error": "configuration refused", "problems": exc.problems}, status=400
-        )
+        problems = {"error": "configuration refused", "problems": exc.problems}
+        return web.json_response(problems, status=400)
     return web.json_response({"applied": done.applied, "needs_restart": done.needs_restart})
 
 
@@ -147,32 +153,33 @@ def reload_settings(app: web.Application) -> Reload:
 
 
 async def cache_stats(request: web.Request) -> web.Response:
-    """`GET /admin/cache`: entries and bytes (from the store), hits and misses (counted here)."""
-    lookups = request.app[metrics_key].lookup_totals()
-    try:
-        stats = await request.app[store_key].stats()
-    except StoreUnavailable as exc:
-        return web.json_response({"error": f"store unavailable: {exc}"}, status=503)
-    resources = {}
-    for resource in Resource:
-        label = stats.by_label.get(str(resource))
-        counts = lookups.get(str(resource), {})
-        resources[str(resource)] = {
-            "entries": label.entries if label else 0,
-            "bytes": label.bytes if label else 0,
-            "lookups": counts,
+    """`GET /admin/cache`: entries and bytes (the store's, now), hits and misses (counted).
+
+    With `--workers N`, the whole group's, as `/metrics` shows it.
+    """
+    if not await refresh_gauges(request.app):
+        return web.json_response({"error": "store unavailable"}, status=503)
+    view = read_cache_view(_registry(request.app))
+    resources = {
+        str(resource): {
+            "entries": view.entries.get(str(resource), 0),
+            "bytes": view.bytes.get(str(resource), 0),
+            "lookups": view.lookups.get(str(resource), {}),
         }
-    hits = sum(r.get("hit", 0) for r in lookups.values())
-    misses = sum(n for r in lookups.values() for result, n in r.items() if result != "hit")
+        for resource in Resource
+    }
+    counts = [n for by_result in view.lookups.values() for n in by_result.values()]
+    hits = sum(by_result.get("hit", 0) for by_result in view.lookups.values())
+    misses = sum(counts) - hits
     return web.json_response(
         {
             "backend": request.app[settings_key].current.store.backend,
-            "entries": stats.entries,
-            "bytes": stats.bytes,
+            "entries": sum(view.entries.values()),
+            "bytes": sum(view.bytes.values()),
             "hits": hits,
             "misses": misses,
             "hit_ratio": round(hits / (hits + misses), 4) if hits + misses else None,
-            "identities": len(request.app[identities_key]),
+            "identities": view.identities,
             "resources": resources,
         }
     )
@@ -181,28 +188,34 @@ async def cache_stats(request: web.Request) -> web.Response:
 async def metrics_page(request: web.Request) -> web.Response:
     """`GET /metrics`: gauges refreshed now, then the registry (the whole worker group's)."""
     await refresh_gauges(request.app)
-    registry = request.app[metrics_key].registry
-    worker = request.app[worker_key]
-    if worker is not None:
-        registry = CollectorRegistry()
-        MultiProcessCollector(registry, path=worker.metrics_dir)  # type: ignore[no-untyped-call]
-    body = generate_latest(registry)
+    body = generate_latest(_registry(request.app))
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-async def refresh_gauges(app: web.Application) -> None:
-    """Read what the gauges show at scrape time: the store's entries and bytes, identities."""
+def _registry(app: web.Application) -> CollectorRegistry:
+    worker = app[worker_key]
+    return app[metrics_key].registry if worker is None else group_registry(worker.metrics_dir)
+
+
+async def refresh_gauges(app: web.Application, *, store: bool = True) -> bool:
+    """Read what the gauges show at scrape time: the store's entries and bytes, identities.
+
+    False when the store did not answer (its gauges keep their last values).
+    """
     metrics = app[metrics_key]
     metrics.identities.set(len(app[identities_key]))
+    if not store:
+        return True
     try:
         stats = await app[store_key].stats()
     except StoreUnavailable:
         metrics.store_errors.labels("stats").inc()
-        return
+        return False
     for resource in Resource:
         label = stats.by_label.get(str(resource))
         metrics.entries.labels(str(resource)).set(label.entries if label else 0)
         metrics.bytes.labels(str(resource)).set(label.bytes if label else 0)
+    return True
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -199,11 +199,13 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _gauges_ctx(app: web.Application) -> AsyncIterator[None]:
-    """In a worker group, each worker keeps its gauges current for a scrape of any other."""
+    """In a worker group, each worker keeps its gauges current for a scrape of any other
+    (its memory store's entries; a shared Redis store is read by whichever is scraped)."""
+    own_store = app[settings_key].current.store.backend == "memory"
 
     async def refresh() -> None:
         while True:
-            await refresh_gauges(app)
+            await refresh_gauges(app, store=own_store)
             await asyncio.sleep(GAUGE_REFRESH_SECONDS)
 
     task = asyncio.create_task(refresh())

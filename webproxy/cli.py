@@ -10,7 +10,7 @@ import sys
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from functools import partial
 
@@ -96,12 +96,12 @@ def serve(args: argparse.Namespace) -> int:
         from webproxy.workers import serve_workers
 
         announce = partial(_announce, settings)
-        return serve_workers(settings, source, announce)
-    asyncio.run(run_until_stopped(lambda listeners: _start(settings, listeners, source)))
-    return 0
+        return _listening(lambda: serve_workers(settings, source, announce))
+    start = partial(_start, settings, source=source)
+    return _listening(lambda: asyncio.run(run_until_stopped(start)))
 
 
-async def _start(settings: Settings, listeners: Listeners, source: SettingsSource) -> None:
+async def _start(settings: Settings, listeners: Listeners, *, source: SettingsSource) -> None:
     await start_proxy(settings, listeners, source)
     _announce(settings, listeners.addresses["proxy"], listeners.addresses["admin"])
 
@@ -113,6 +113,15 @@ def _announce(settings: Settings, proxy: Address, admin: Address) -> None:
         f"webproxy: proxy on {proxy}, admin on {admin}, upstream {settings.upstream.url}{group}",
         flush=True,
     )
+
+
+def _listening(run: Callable[[], int | None]) -> int:
+    """Run a server; an address it cannot bind is one line and exit 1, not a traceback."""
+    try:
+        return run() or 0
+    except OSError as exc:
+        print(f"webproxy: cannot listen: {exc.strerror or exc}", file=sys.stderr)
+        return 1
 
 
 def check_config(path: str) -> int:
@@ -140,8 +149,7 @@ def sim(args: argparse.Namespace) -> int:
         bound = await listeners.add("sim", simulator.app, address)
         print(f"Finesse simulator on http://{bound} (every password: finesse)", flush=True)
 
-    asyncio.run(run_until_stopped(start))
-    return 0
+    return _listening(lambda: asyncio.run(run_until_stopped(start)))
 
 
 def demo(args: argparse.Namespace) -> int:
@@ -168,8 +176,7 @@ def demo(args: argparse.Namespace) -> int:
         await start_proxy(settings, listeners)
         _print_demo(listeners.addresses["proxy"], listeners.addresses["admin"], sim_bound)
 
-    asyncio.run(run_until_stopped(start))
-    return 0
+    return _listening(lambda: asyncio.run(run_until_stopped(start)))
 
 
 def _local(address: Address) -> str:

@@ -240,9 +240,13 @@ def _secret_text(raw: object) -> str:
 
 def _redis_url(raw: object, text: bool) -> Secret:
     url = _secret_text(raw)
-    if url.lower().startswith(REDIS_SCHEMES):
-        return Secret(url)
-    raise _Invalid(f"must start with {', '.join(REDIS_SCHEMES[:-1])} or {REDIS_SCHEMES[-1]}")
+    if not url.lower().startswith(REDIS_SCHEMES):
+        raise _Invalid(f"must start with {', '.join(REDIS_SCHEMES[:-1])} or {REDIS_SCHEMES[-1]}")
+    try:
+        urlsplit(url).port  # noqa: B018 - parsing it is the check
+    except ValueError:
+        raise _Invalid("has a port that is not a number from 0 to 65535") from None
+    return Secret(url)
 
 
 def _token(raw: object, text: bool) -> Secret:

@@ -6,9 +6,11 @@ No credential, user id, team id or path ever becomes a label.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Final, Literal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.multiprocess import MultiProcessCollector
 
 #: 1 ms to 30 s, roughly doubling: resolves a cache-speed answer and a stuck upstream alike.
 UPSTREAM_BUCKETS: Final = (
@@ -115,12 +117,39 @@ class Metrics:
             self._request_children[(route, status)] = child
         child.inc()
 
-    def lookup_totals(self) -> dict[str, dict[str, int]]:
-        """Cache lookups so far, by resource then result (for `GET /admin/cache`)."""
-        totals: dict[str, dict[str, int]] = {}
-        for metric in self.lookups.collect():
-            for sample in metric.samples:
-                if sample.name.endswith("_total"):
-                    by_result = totals.setdefault(sample.labels["resource"], {})
+
+def group_registry(metrics_dir: str) -> CollectorRegistry:
+    """A registry of every worker's metrics, from prometheus-client's multiprocess files."""
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=metrics_dir)  # type: ignore[no-untyped-call]
+    return registry
+
+
+@dataclass(frozen=True, slots=True)
+class CacheView:
+    """What `GET /admin/cache` reports, read back from a registry."""
+
+    lookups: dict[str, dict[str, int]]  # resource -> result -> count
+    entries: dict[str, int]  # resource -> entries
+    bytes: dict[str, int]  # resource -> bytes
+    identities: int
+
+
+def read_cache_view(registry: CollectorRegistry) -> CacheView:
+    """Lookups, entries, bytes and identities, from one process's or a group's registry."""
+    view = CacheView({}, {}, {}, 0)
+    identities = 0
+    for metric in registry.collect():
+        for sample in metric.samples:
+            resource = sample.labels.get("resource", "")
+            match sample.name:
+                case "webproxy_cache_lookups_total":
+                    by_result = view.lookups.setdefault(resource, {})
                     by_result[sample.labels["result"]] = int(sample.value)
-        return totals
+                case "webproxy_cache_entries":
+                    view.entries[resource] = int(sample.value)
+                case "webproxy_cache_bytes":
+                    view.bytes[resource] = int(sample.value)
+                case "webproxy_identities":
+                    identities = int(sample.value)
+    return CacheView(view.lookups, view.entries, view.bytes, identities)

@@ -14,13 +14,17 @@ Each worker learns identities on its own (desktops keep their connection, so mos
 one that saw their sign-in serves them); a request another worker does not know yet is
 forwarded and Finesse's answer approves it there.
 
-The supervisor restarts a worker that dies (logged), passes SIGHUP on, and on SIGTERM or
-SIGINT tells every worker to drain and exits 0 once they have.
+The supervisor restarts a worker that dies (logged; one that dies within a few seconds
+of its start waits longer each time, up to 30 s), passes SIGHUP on (`POST /admin/reload`
+on any worker asks it to), and on SIGTERM or SIGINT tells every worker to drain and
+exits 0 once they have. A worker that fails before it is ready stops the group: exit 1.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
 import logging
 import os
 import select
@@ -28,8 +32,10 @@ import shutil
 import signal
 import socket
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Final
 
 from prometheus_client import multiprocess, values
@@ -43,6 +49,9 @@ log = logging.getLogger("webproxy.server")
 
 HANDLED: Final = {signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
 READY_TIMEOUT: Final = 30.0
+PR_SET_PDEATHSIG: Final = 1
+QUICK_DEATH: Final = 5.0  # a worker dying this soon after its start is crash-looping
+MAX_BACKOFF: Final = 30.0
 
 Mask = set[signal.Signals | int]
 
@@ -59,6 +68,8 @@ class Group:
     metrics_dir: str
     ready_write: int
     workers: dict[int, int] = field(default_factory=dict)  # pid -> worker index
+    started: dict[int, float] = field(default_factory=dict)  # worker index -> monotonic start
+    backoff: dict[int, float] = field(default_factory=dict)  # worker index -> next wait
     stopping: bool = False
 
 
@@ -82,13 +93,14 @@ def serve_workers(
         ready_write=ready_write,
     )
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED)
+    code = 0
     try:
         for index in range(count):
             _spawn(group, index, previous)
-        if _wait_ready(ready_read, count):
+        if _wait_ready(group, ready_read, count):
             announce(group.proxy_at, group.admin_at)
         else:
-            log.error("workers did not become ready within %.0fs", READY_TIMEOUT)
+            code = 1
             _stop(group)
         _supervise(group, previous)
     finally:
@@ -98,7 +110,7 @@ def serve_workers(
         os.close(ready_read)
         os.close(ready_write)
         shutil.rmtree(metrics_dir, ignore_errors=True)
-    return 0
+    return code
 
 
 def _supervise(group: Group, mask: Mask) -> None:
@@ -127,7 +139,19 @@ def _reap(group: Group, mask: Mask) -> None:
         if not group.stopping:
             code = os.waitstatus_to_exitcode(status)
             log.warning("worker %d (pid %d) exited with %d; starting another", index, pid, code)
+            _pause_if_crash_looping(group, index)
             _spawn(group, index, mask)
+
+
+def _pause_if_crash_looping(group: Group, index: int) -> None:
+    """A worker that died soon after starting waits 1, 2, 4 ... up to 30 s before the next."""
+    if time.monotonic() - group.started.get(index, 0.0) > QUICK_DEATH:
+        group.backoff.pop(index, None)
+        return
+    wait = group.backoff.get(index, 1.0)
+    group.backoff[index] = min(wait * 2, MAX_BACKOFF)
+    log.warning("worker %d is failing at start; waiting %.0fs before the next", index, wait)
+    time.sleep(wait)  # signals stay queued (blocked) meanwhile
 
 
 def _stop(group: Group) -> None:
@@ -146,12 +170,16 @@ def _tell(group: Group, signum: signal.Signals) -> None:
 
 
 def _spawn(group: Group, index: int, mask: Mask) -> None:
+    supervisor = os.getpid()
     pid = os.fork()
     if pid:
         group.workers[pid] = index
+        group.started[index] = time.monotonic()
+        log.info("worker %d started (pid %d)", index, pid)
         return
     code = 1
     try:  # the worker: never returns into the supervisor's code
+        _die_with(supervisor)
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         for signum in HANDLED:
             signal.signal(signum, signal.SIG_DFL)
@@ -164,6 +192,15 @@ def _spawn(group: Group, index: int, mask: Mask) -> None:
         os._exit(code)
 
 
+def _die_with(supervisor: int) -> None:
+    """Have the kernel send this worker SIGTERM if the supervisor dies, even by SIGKILL
+    (Linux's PR_SET_PDEATHSIG), so no worker outlives its group."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != supervisor:  # it died before the request was made
+        os._exit(1)
+
+
 async def _start_worker(group: Group, listeners: Listeners) -> None:
     settings = replace(
         group.settings,
@@ -171,18 +208,38 @@ async def _start_worker(group: Group, listeners: Listeners) -> None:
         admin=replace(group.settings.admin, listen=group.admin_at),
     )
     worker = Worker(group.generations, group.metrics_dir)
-    await start_proxy(settings, listeners, group.source, worker=worker)
+    await start_proxy(settings, listeners, partial(_reread, group), worker=worker)
     os.write(group.ready_write, b"R")
 
 
-def _wait_ready(ready_read: int, count: int) -> bool:
-    loop_deadline = READY_TIMEOUT
+def _reread(group: Group) -> Settings:
+    """The configuration again, with the ports the group bound where it asked for port 0
+    (else every reload would report the listeners as changed)."""
+    wanted = group.source()
+    if wanted.server.listen == group.settings.server.listen:
+        wanted = replace(wanted, server=replace(wanted.server, listen=group.proxy_at))
+    if wanted.admin.listen == group.settings.admin.listen:
+        wanted = replace(wanted, admin=replace(wanted.admin, listen=group.admin_at))
+    return wanted
+
+
+def _wait_ready(group: Group, ready_read: int, count: int) -> bool:
+    """Every worker listening: True. One that died first, or too slow: False (logged)."""
+    deadline = time.monotonic() + READY_TIMEOUT
     seen = 0
     while seen < count:
-        readable, _, _ = select.select([ready_read], [], [], loop_deadline)
-        if not readable:
+        if time.monotonic() > deadline:
+            log.error("workers did not become ready within %.0fs", READY_TIMEOUT)
             return False
-        seen += len(os.read(ready_read, count - seen))
+        readable, _, _ = select.select([ready_read], [], [], 0.1)
+        if readable:
+            seen += len(os.read(ready_read, count - seen))
+        pid, status = os.waitpid(-1, os.WNOHANG)
+        if pid:
+            group.workers.pop(pid, None)
+            code = os.waitstatus_to_exitcode(status)
+            log.error("a worker (pid %d) exited with %d before it was ready", pid, code)
+            return False
     return True
 
 

@@ -293,3 +293,18 @@ async def test_serve_with_a_bad_flag_value_exits_2_with_one_line_naming_it(
     assert done.out == ""
     assert len(done.err.splitlines()) == 1
     assert done.err.startswith(key)
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+async def test_serve_on_a_busy_port_exits_1_with_one_line(workers: str) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        finished = await webproxy(
+            "serve", "--listen", f"127.0.0.1:{port}", "--admin-listen", "127.0.0.1:0",
+            "--workers", workers,
+        )  # fmt: skip
+    assert finished.code == 1
+    assert finished.err.count("\n") == 1
+    assert finished.err.startswith("webproxy: cannot listen:")

@@ -105,6 +105,7 @@ async def test_a_dead_worker_is_replaced_and_the_scrape_covers_the_group(sim: Si
         victim = int(str(access_lines(served)[-1]["worker"]))
         os.kill(victim, signal.SIGKILL)
         await eventually(lambda: any("exited with -9" in line for line in served.stderr), 10)
+        await eventually(lambda: sum("started (pid" in line for line in served.stderr) == 3, 10)
         first = await first_reads_on_each_worker(served, CHAT)
         assert victim not in first
         async with client.get(f"{served.admin}/metrics") as r:
@@ -118,3 +119,25 @@ async def test_a_dead_worker_is_replaced_and_the_scrape_covers_the_group(sim: Si
         assert total == answered  # every worker's requests, the dead one's included
         served.signal(signal.SIGTERM)
         assert await served.exit_code() == 0
+
+
+def alive(pid: int) -> bool:
+    """Running (a zombie, dead but not yet reaped, is not)."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            return not any(line.startswith("State:\tZ") for line in status)
+    except FileNotFoundError:
+        return False
+
+
+async def test_workers_do_not_outlive_a_killed_supervisor(sim: Sim) -> None:
+    async with serving(["--upstream", sim.url, "--workers", "2"]) as served:
+        await eventually(lambda: sum("started (pid" in line for line in served.stderr) == 2)
+        pids = [
+            int(line.rsplit("pid ", 1)[1].rstrip(")\n"))
+            for line in served.stderr
+            if "started (pid" in line
+        ]
+        served.signal(signal.SIGKILL)
+        await served.exit_code()
+        await eventually(lambda: not any(alive(pid) for pid in pids), 15)

@@ -115,6 +115,16 @@ DEFAULTS = {
 }
 
 
+def test_a_redis_url_with_a_bad_port_is_refused_without_showing_it() -> None:
+    with pytest.raises(ConfigError) as refused:
+        load_settings(None, {"WEBPROXY_STORE_REDIS_URL": "redis://:pw@127.0.0.1:notaport/0"})
+    (problem,) = refused.value.problems
+    assert problem == (
+        "store.redis_url (WEBPROXY_STORE_REDIS_URL): has a port that is not a number"
+        " from 0 to 65535"
+    )
+
+
 def test_kubernetes_service_links_are_not_taken_for_configuration() -> None:
     environ = {
         "WEBPROXY_SERVICE_HOST": "10.0.0.7",
