@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
+from tests.conftest import ManualClock
 from webproxy.stores.base import CacheStore
 from webproxy.stores.memory import MemoryStore
 from webproxy.stores.redis import RedisStore, make_redis_client
@@ -16,26 +17,8 @@ STORE_TIMEOUT = 0.5
 MEMORY_BUDGET = 10_000
 
 
-class Clock:
-    """A clock that moves only when told to."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 def identity(value: bytes) -> bytes:
     return value
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
 
 
 @pytest.fixture
@@ -47,7 +30,9 @@ async def redis_client(redis_url: str) -> AsyncIterator[Redis]:
 
 
 @pytest.fixture(params=["memory", "memory-shared", "redis"])
-async def store(request: pytest.FixtureRequest, clock: Clock) -> AsyncIterator[CacheStore[bytes]]:
+async def store(
+    request: pytest.FixtureRequest, clock: ManualClock
+) -> AsyncIterator[CacheStore[bytes]]:
     """Each store in turn, holding bytes; the memory stores run on `clock`.
 
     `memory-shared` keeps its generations in memory shared with forked workers.

@@ -7,7 +7,7 @@ import hashlib
 import pytest
 from redis.asyncio import Redis
 
-from tests.stores.conftest import Clock
+from tests.conftest import ManualClock
 from webproxy.stores.base import ALL, CacheStore, Found, LabelStats
 from webproxy.stores.memory import MemoryStore
 
@@ -48,7 +48,7 @@ async def test_a_second_put_overwrites_the_first(store: CacheStore[bytes]) -> No
 
 
 async def test_an_entry_is_kept_for_its_keep_time(
-    store: CacheStore[bytes], clock: Clock, redis_client: Redis, redis_prefix: str
+    store: CacheStore[bytes], clock: ManualClock, redis_client: Redis, redis_prefix: str
 ) -> None:
     assert await put(store, "/a", b"alpha", keep=30.0)
     if isinstance(store, MemoryStore):
@@ -171,7 +171,7 @@ async def test_a_serving_store_answers_ping(store: CacheStore[bytes]) -> None:
 
 
 async def test_the_memory_store_evicts_the_least_recently_used_to_stay_in_budget(
-    clock: Clock,
+    clock: ManualClock,
 ) -> None:
     store: MemoryStore[bytes] = MemoryStore(250, len, timer=clock)
     assert await put(store, "/a", b"a" * 100)
@@ -184,7 +184,7 @@ async def test_the_memory_store_evicts_the_least_recently_used_to_stay_in_budget
 
 
 async def test_the_memory_store_skips_a_value_over_budget_and_drops_the_older_one(
-    clock: Clock,
+    clock: ManualClock,
 ) -> None:
     store: MemoryStore[bytes] = MemoryStore(250, len, timer=clock)
     assert await put(store, "/a", b"small")
