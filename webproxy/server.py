@@ -19,6 +19,11 @@ from webproxy.config import Address, ServerSettings, Settings
 
 log = logging.getLogger("webproxy.server")
 
+#: Connections the kernel may queue before accept: a shift start opens hundreds at once,
+#: and past the queue a client waits for a SYN retry (a second or more). The kernel caps
+#: it at net.core.somaxconn.
+BACKLOG = 1024
+
 
 @dataclass
 class Listeners:
@@ -52,7 +57,12 @@ class Listeners:
         await runner.setup()
         self.runners.append(runner)
         site = web.TCPSite(
-            runner, address.host, address.port, ssl_context=tls, reuse_port=reuse_port or None
+            runner,
+            address.host,
+            address.port,
+            ssl_context=tls,
+            reuse_port=reuse_port or None,
+            backlog=BACKLOG,
         )
         await site.start()
         bound = _bound_address(runner, address)
