@@ -258,6 +258,7 @@ class Fetcher:
 
     async def __call__(self) -> Outcome:
         app = self.app
+        asked_at = app[identities_key].now()
         started = time.perf_counter()
         try:
             fetched = await fetch(app[upstream_key], self.target, self.headers)
@@ -266,17 +267,17 @@ class Fetcher:
             raise
         seconds = time.perf_counter() - started
         app[metrics_key].upstream_duration.labels("api").observe(seconds)
-        self._learn(fetched.status)
+        self._learn(fetched.status, asked_at)
         return await self._store(fetched, seconds)
 
-    def _learn(self, status: int) -> None:
+    def _learn(self, status: int, asked_at: float) -> None:
         if self.authorization is None:
             return
         identities = self.app[identities_key]
         if status == 401:
             identities.forget(self.authorization)
         elif 200 <= status < 300:
-            identities.approve(self.authorization, self.scope)
+            identities.approve(self.authorization, self.scope, asked_at=asked_at)
 
     async def _store(self, fetched: Fetched, seconds: float) -> Outcome:
         settings = self.app[settings_key].current.cache

@@ -93,6 +93,7 @@ async def sign_in(request: web.Request, user_id: str) -> web.StreamResponse:
     """
     app = request.app
     authorization = request.headers["Authorization"]
+    asked_at = app[identities_key].now()
     started = time.perf_counter()
     try:
         headers = upstream_headers(request, keep=FORWARDED_FOR_CACHING)  # no cookie, say
@@ -108,7 +109,7 @@ async def sign_in(request: web.Request, user_id: str) -> web.StreamResponse:
     elif fetched.status == 200:
         user = parse_user(fetched.body)
         if user is not None and binds_identity(authorization, user_id, user):
-            app[identities_key].bind(authorization, identity_of(user))
+            app[identities_key].bind(authorization, identity_of(user), asked_at=asked_at)
     return answer_fetched(fetched)
 
 

@@ -39,6 +39,7 @@ class IdentityBook:
         self._maxsize = maxsize
         self._identities: dict[bytes, tuple[Identity, float]] = {}  # digest -> (who, expiry)
         self._approvals: dict[bytes, dict[Scope, float]] = {}  # digest -> {scope: expiry}
+        self._forgotten: dict[bytes, float] = {}  # digest -> when Finesse last refused it
 
     def digest(self, authorization: str) -> bytes:
         return hashlib.blake2b(
@@ -59,24 +60,42 @@ class IdentityBook:
             return None
         return Grants(identity, frozenset((scope,)) if approved else NO_APPROVALS)
 
-    def bind(self, authorization: str, identity: Identity) -> None:
+    def now(self) -> float:
+        """This book's clock: take it when a fetch starts, pass it to `bind`/`approve`."""
+        return self._timer()
+
+    def bind(self, authorization: str, identity: Identity, *, asked_at: float) -> None:
+        """Finesse said who this credential is, to a request sent at `asked_at`."""
         digest = self.digest(authorization)
+        if self._refused_since(digest, asked_at):
+            return
         self._identities.pop(digest, None)  # re-inserted last: the newest is evicted last
         self._identities[digest] = (identity, self._timer() + self._ttl)
         _bound(self._identities, self._maxsize)
 
-    def approve(self, authorization: str, scope: Scope) -> None:
+    def approve(self, authorization: str, scope: Scope, *, asked_at: float) -> None:
+        """Finesse answered this credential for `scope`, to a request sent at `asked_at`."""
         digest = self.digest(authorization)
+        if self._refused_since(digest, asked_at):
+            return
         approvals = self._approvals.pop(digest, None) or {}
         approvals[scope] = self._timer() + self._ttl
         self._approvals[digest] = approvals
         _bound(self._approvals, self._maxsize)
 
     def forget(self, authorization: str) -> None:
-        """Finesse refused this credential: drop its identity and every approval at once."""
+        """Finesse refused this credential: drop its identity and every approval at once;
+        an answer to a request sent before now, landing later, teaches nothing."""
         digest = self.digest(authorization)
         self._identities.pop(digest, None)
         self._approvals.pop(digest, None)
+        self._forgotten.pop(digest, None)
+        self._forgotten[digest] = self._timer()
+        _bound(self._forgotten, self._maxsize)
+
+    def _refused_since(self, digest: bytes, asked_at: float) -> bool:
+        refused = self._forgotten.get(digest)
+        return refused is not None and refused >= asked_at
 
     def forget_team(self, team: str) -> None:
         """Drop the identities of `team`'s members (admin clears; O(n), rare)."""

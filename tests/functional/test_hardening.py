@@ -82,7 +82,8 @@ async def test_a_refused_upgrade_passes_on_finesses_status_and_forgets_the_crede
     app.router.add_get("/ws/", refuse)
     proxy = await start_proxy(settings_for(await url_of(aiohttp_server, app)))
     identities = proxy.app[identities_key]
-    identities.bind(AGENT["Authorization"], Identity("10001", frozenset({"Agent"}), "5000"))
+    agent = Identity("10001", frozenset({"Agent"}), "5000")
+    identities.bind(AGENT["Authorization"], agent, asked_at=identities.now())
     with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
         await proxy.client.ws_connect("/ws/", headers=AGENT)
     assert refused.value.status == 401
