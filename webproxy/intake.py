@@ -21,7 +21,7 @@ def refusal(request: web.BaseRequest, max_body_bytes: int) -> web.Response | Non
     if not target.startswith("/"):
         # absolute-form (`GET http://host/`) or asterisk-form: we are not a forward proxy
         return refuse(400, "request target must be a path (origin-form)")
-    if BAD_PERCENT.search(target):
+    if "%" in target and BAD_PERCENT.search(target):
         return refuse(400, "invalid percent-encoding in the request target")
     length = request.content_length
     if length is not None and length > max_body_bytes:

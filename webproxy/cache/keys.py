@@ -93,14 +93,18 @@ def build_key(path: str, query_string: str, headers: Mapping[str, str]) -> str:
     starts with ``[`` where the common form starts with ``/``, so the two never meet.
     """
     query = canonical_query(query_string)
-    accept: list[str] = []
-    ranges: list[str] = []
-    for name, value in headers.items():
-        lowered = name.lower()
-        if lowered == "accept":
-            accept.append(value)
-        elif lowered == "range":
-            ranges.append(value)
+    getall = getattr(headers, "getall", None)  # a multidict: every line of a name, quickly
+    if getall is not None:
+        accept: list[str] = getall("Accept", [])
+        ranges: list[str] = getall("Range", [])
+    else:
+        accept, ranges = [], []
+        for name, value in headers.items():
+            lowered = name.lower()
+            if lowered == "accept":
+                accept.append(value)
+            elif lowered == "range":
+                ranges.append(value)
     if len(accept) < 2 and len(ranges) < 2 and _plain(accept) and _plain(ranges):
         return f"{path}?{query}\n{_field(accept)}\n{_field(ranges)}"
     return json.dumps([f"{path}?{query}", accept, ranges], separators=(",", ":"))
