@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -20,36 +21,47 @@ CHUNK = b"x" * 65536
 
 
 ARRIVED = web.AppKey("arrived", asyncio.Semaphore)
+RELEASE = web.AppKey("release", asyncio.Event)
 
 
 async def drip(request: web.Request) -> web.StreamResponse:
-    """A large download that takes about a second: 20 chunks, 50 ms apart."""
+    """A large download, half sent at once, the rest once the test releases it."""
     request.app[ARRIVED].release()
     response = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
     response.content_length = CHUNKS * len(CHUNK)
     await response.prepare(request)
-    for _ in range(CHUNKS):
+    for sent in range(CHUNKS):
+        if sent == CHUNKS // 2:
+            await request.app[RELEASE].wait()
         await response.write(CHUNK)
-        await asyncio.sleep(0.05)  # the upstream is slow on purpose
     return response
 
 
 async def long_poll(request: web.Request) -> web.Response:
+    """A BOSH hold, answered once the test releases it."""
     request.app[ARRIVED].release()
-    await asyncio.sleep(1.0)  # a BOSH hold
+    await request.app[RELEASE].wait()
     return web.Response(text="<body xmlns='http://jabber.org/protocol/httpbind'/>")
 
 
+@dataclass
+class SlowUpstream:
+    url: str
+    arrived: asyncio.Semaphore  # released as each request reaches it
+    release: asyncio.Event  # set: the held answers go on
+
+
 @pytest.fixture
-async def slow_upstream(aiohttp_server: AiohttpServer) -> tuple[str, asyncio.Semaphore]:
-    """The upstream's URL, and a semaphore released as each request reaches it."""
-    arrived = asyncio.Semaphore(0)
+async def slow_upstream(aiohttp_server: AiohttpServer) -> SlowUpstream:
+    upstream = SlowUpstream("", asyncio.Semaphore(0), asyncio.Event())
     app = web.Application()
-    app[ARRIVED] = arrived
+    app[ARRIVED] = upstream.arrived
+    app[RELEASE] = upstream.release
     app.router.add_get("/download", drip)
     app.router.add_post("/http-bind/", long_poll)
     server = await aiohttp_server(app)
-    return str(server.make_url("")).rstrip("/"), arrived
+    upstream.url = str(server.make_url("")).rstrip("/")
+    return upstream
 
 
 async def refuses_connections(url: str) -> bool:
@@ -63,23 +75,24 @@ async def refuses_connections(url: str) -> bool:
 
 
 async def test_sigterm_lets_a_download_and_a_long_poll_finish_then_exits_0(
-    slow_upstream: tuple[str, asyncio.Semaphore],
+    slow_upstream: SlowUpstream,
 ) -> None:
-    upstream, arrived = slow_upstream
-    async with serving(["--upstream", upstream]) as served, aiohttp.ClientSession() as client:
+    args = ["--upstream", slow_upstream.url]
+    async with serving(args) as served, aiohttp.ClientSession() as client:
         download = asyncio.create_task(_read(client, "GET", f"{served.proxy}/download"))
         poll = asyncio.create_task(_read(client, "POST", f"{served.proxy}/http-bind/"))
         async with asyncio.timeout(10):
-            await arrived.acquire()
-            await arrived.acquire()  # both exchanges are under way
+            await slow_upstream.arrived.acquire()
+            await slow_upstream.arrived.acquire()  # both exchanges are under way
         served.signal(signal.SIGTERM)
-        refused = False
-        for _ in range(100):
-            refused = await refuses_connections(served.proxy)
-            if refused or download.done():
+        for _ in range(1000):  # polling the listener, for 10 s at most
+            if await refuses_connections(served.proxy):
                 break
             await asyncio.sleep(0.01)
-        assert refused, "new connections were still accepted while draining"
+        else:
+            raise AssertionError("new connections were still accepted while draining")
+        assert not download.done() and not poll.done()  # still in flight while draining
+        slow_upstream.release.set()
         assert await download == (200, CHUNKS * len(CHUNK))
         status, _ = await poll
         assert status == 200
