@@ -23,7 +23,7 @@ async def signed_in(sim: Sim, start_proxy: ProxyFactory, store_section: dict[str
 
 
 async def test_concurrent_misses_reach_finesse_once(signed_in: Proxy, sim: Sim) -> None:
-    sim.sim.inject(Fault(PATH, FaultKind.LATENCY, seconds=0.3))
+    sim.sim.inject(Fault(PATH, FaultKind.LATENCY, seconds=1.0))
     responses = await asyncio.gather(
         *(signed_in.client.get(PATH, headers=basic(member)) for member in MEMBERS * 5)
     )
@@ -37,7 +37,7 @@ async def test_concurrent_misses_reach_finesse_once(signed_in: Proxy, sim: Sim) 
 
 
 async def test_waiters_never_get_the_leaders_error(signed_in: Proxy, sim: Sim) -> None:
-    sim.sim.latency = 0.3  # every answer, the leader's 500 included, takes a while
+    sim.sim.latency = 1.0  # every answer, the leader's 500 included, takes a while
     sim.sim.inject(Fault(PATH, FaultKind.STATUS, status=500, count=1))
     responses = await asyncio.gather(
         *(signed_in.client.get(PATH, headers=basic(member)) for member in MEMBERS)
@@ -49,7 +49,7 @@ async def test_waiters_never_get_the_leaders_error(signed_in: Proxy, sim: Sim) -
 async def test_a_client_that_leaves_does_not_cancel_the_shared_fetch(
     signed_in: Proxy, sim: Sim
 ) -> None:
-    sim.sim.inject(Fault(PATH, FaultKind.LATENCY, seconds=0.3))
+    sim.sim.inject(Fault(PATH, FaultKind.LATENCY, seconds=1.0))
     leader = asyncio.create_task(signed_in.client.get(PATH, headers=basic("10001")))
     await eventually(lambda: upstream_gets(sim, PATH) == 1)
     waiter = asyncio.create_task(signed_in.client.get(PATH, headers=basic("10002")))
