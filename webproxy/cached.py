@@ -68,14 +68,13 @@ flights_key = web.AppKey("flights", Flights[Outcome])
 
 async def serve_cached(request: web.Request, scope: Scope, path: str) -> web.StreamResponse:
     app = request.app
-    metrics = app[metrics_key]
     key = build_key(path, request.query_string, request.headers)
     bypass = wants_bypass(request.query_string)
     allowed = _allowed(request, scope)
     try:
         found = await app[store_key].get(key, scope.counters)
     except StoreUnavailable as exc:
-        metrics.store_errors.labels("get").inc()
+        app[metrics_key].store_errors.labels("get").inc()
         log.warning("store unavailable, forwarding uncached: %s", exc)
         return await _fetch_alone(request, scope, key, None, Lookup.UNCACHEABLE, False)
     entry = found.value if allowed and not bypass else None

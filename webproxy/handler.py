@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Final
 
 from aiohttp import web
 
@@ -23,7 +22,13 @@ from webproxy.appkeys import (
     upstream_seconds_key,
 )
 from webproxy.cache.keys import canonical_path
-from webproxy.cache.rules import WRITE_METHODS, PurgeReason, match_cached, purges_for_write
+from webproxy.cache.rules import (
+    API_PREFIX,
+    WRITE_METHODS,
+    PurgeReason,
+    match_cached,
+    purges_for_write,
+)
 from webproxy.cache.users import USER_PATH, binds_identity, identity_of, parse_user
 from webproxy.cached import FORWARDED_FOR_CACHING, serve_cached
 from webproxy.errors import BodyTooLarge, StoreUnavailable, UpstreamError
@@ -31,8 +36,6 @@ from webproxy.forward import LONG_LIVED_PREFIXES, fetch, open_exchange, relay, u
 from webproxy.websocket import is_websocket_upgrade, relay_websocket
 
 log = logging.getLogger("webproxy.upstream")
-
-API_PREFIX: Final = "/finesse/api/"
 
 
 async def proxy(request: web.Request) -> web.StreamResponse:
