@@ -12,12 +12,14 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.web_runner import BaseRunner
 from prometheus_client import CollectorRegistry
 from pytest_aiohttp import AiohttpClient, AiohttpServer
 
 from webproxy.app import make_admin_app, make_proxy_app
 from webproxy.appkeys import Clock
 from webproxy.config import Secret, Settings
+from webproxy.server import proxy_runner
 from webproxy.sim import FinesseSimulator, SimData
 
 pytest_plugins = ["tests.redisfixture"]
@@ -77,13 +79,23 @@ class ProxyFactory(Protocol):
     def __call__(self, settings: Settings, clock: Clock = ...) -> Awaitable[Proxy]: ...
 
 
+class ProxyTestServer(TestServer):
+    """A test server whose listener is `webproxy serve`'s: the same runner and limits."""
+
+    def __init__(self, app: web.Application, settings: Settings) -> None:
+        super().__init__(app)
+        self.settings = settings
+
+    async def _make_runner(self, **kwargs: object) -> BaseRunner:
+        return proxy_runner(self.app, self.settings)
+
+
 @pytest.fixture
 async def start_proxy(aiohttp_client: AiohttpClient) -> AsyncIterator[ProxyFactory]:
     async def start(settings: Settings, clock: Clock = time.time) -> Proxy:
         app = make_proxy_app(settings, registry=CollectorRegistry(), clock=clock)
-        server = TestServer(app)
-        limit = settings.server.max_header_bytes  # as `webproxy serve` sets them
-        await server.start_server(max_field_size=limit, max_line_size=limit)
+        server = ProxyTestServer(app, settings)
+        await server.start_server()
         client: TestClient[web.Request, None] = await aiohttp_client(server)
         admin = await aiohttp_client(make_admin_app(app))
         return Proxy(client, admin, app)

@@ -11,32 +11,14 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Final
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
 from webproxy.appkeys import cache_result_key, upstream_seconds_key
+from webproxy.logs import loggable_target
 
 log = logging.getLogger("webproxy.access")
-
-#: Query parameters whose values are shown; every other value is logged as `***`.
-SHOWN_QUERY_VALUES: Final = frozenset(
-    {"category", "nocache", "bypassServerCache", "includeLoggedOutAgents", "status"}
-)
-
-
-def loggable_target(raw_path: str) -> str:
-    """The request target with unknown query values masked."""
-    path, _, query = raw_path.partition("?")
-    if not query:
-        return path
-    pairs = []
-    for pair in query.split("&"):
-        name, has_value, _ = pair.partition("=")
-        shown = pair if name in SHOWN_QUERY_VALUES or not has_value else f"{name}=***"
-        pairs.append(shown)
-    return f"{path}?{'&'.join(pairs)}"
 
 
 class AccessLogger(AbstractAccessLogger):

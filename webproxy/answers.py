@@ -7,8 +7,9 @@ import logging
 from aiohttp import web
 from multidict import CIMultiDict
 
-from webproxy.errors import UpstreamError, UpstreamTimeout
+from webproxy.errors import ClientGone, RequestIncomplete, UpstreamError, UpstreamTimeout
 from webproxy.forward import Fetched
+from webproxy.logs import loggable_target
 
 log = logging.getLogger("webproxy.upstream")
 
@@ -16,9 +17,27 @@ log = logging.getLogger("webproxy.upstream")
 def upstream_failure(request: web.BaseRequest, exc: UpstreamError) -> web.Response:
     """504 when the upstream was too slow, 502 when it refused or dropped the connection."""
     status = 504 if isinstance(exc, UpstreamTimeout) else 502
-    log.warning("%s %s -> %d: %s", request.method, request.path, status, exc)
+    target = loggable_target(request.raw_path)
+    log.warning("%s %s -> %d: %s", request.method, target, status, exc)
     text = "upstream timed out" if status == 504 else "upstream unavailable"
     return web.Response(status=status, text=f"webproxy: {text}\n")
+
+
+def incomplete(request: web.BaseRequest, exc: RequestIncomplete) -> web.Response:
+    """A request whose body did not arrive whole: 413 or 408 and the connection closed
+    (what is left of the body is not read), or, for a client that went away, nothing."""
+    if isinstance(exc, ClientGone):
+        return client_gone()
+    log.info("%s %s -> %d: %s", request.method, loggable_target(request.raw_path), exc.status, exc)
+    response = refuse(exc.status, str(exc))
+    response.force_close()
+    return response
+
+
+def client_gone() -> web.Response:
+    """What a handler returns for a client that went away: counted as nginx's 499, never
+    sent (aiohttp finds the connection closed and lets it go quietly)."""
+    return web.Response(status=ClientGone.status, text="webproxy: client went away\n")
 
 
 def refuse(status: int, reason: str) -> web.Response:

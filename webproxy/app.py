@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 import time
 import uuid
 import weakref
@@ -22,6 +23,7 @@ from webproxy.admin import (
     refresh_gauges,
     reload_route,
 )
+from webproxy.answers import client_gone, refuse
 from webproxy.appkeys import (
     Clock,
     LiveSettings,
@@ -31,6 +33,7 @@ from webproxy.appkeys import (
     identities_key,
     metrics_key,
     settings_key,
+    shares_key,
     source_key,
     store_key,
     upstream_key,
@@ -41,12 +44,15 @@ from webproxy.cache.entry import CachedResponse, decode_entry, encode_entry
 from webproxy.cached import Outcome, flights_key
 from webproxy.coalesce import Flights
 from webproxy.config import Settings
+from webproxy.errors import ClientGone, TooManyForClient
 from webproxy.forward import make_upstream
 from webproxy.handler import proxy, route_class
 from webproxy.identities import IdentityBook
 from webproxy.intake import refusal
+from webproxy.logs import loggable_target
 from webproxy.metrics import Metrics
-from webproxy.stores.memory import MemoryStore
+from webproxy.shares import Shares
+from webproxy.stores.memory import HELD_OVERHEAD, MemoryStore
 from webproxy.stores.redis import RedisStore, make_redis_client
 from webproxy.websocket import GOING_AWAY
 
@@ -88,6 +94,11 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         except web.HTTPException as exc:
             request.app[metrics_key].count_request(route_class(request.raw_path), exc.status)
             raise
+        except TooManyForClient as exc:
+            response = refuse(429, f"too many requests from this address in progress ({exc})")
+            response.headers["Retry-After"] = "1"
+        except (ClientGone, ConnectionError):
+            response = client_gone()
         except Exception:
             response = _internal_error(request)
     route = "websocket" if response.status == 101 else route_class(request.raw_path)
@@ -106,10 +117,18 @@ async def last_resort(request: web.Request, handler: Handler) -> web.StreamRespo
         return _internal_error(request)
 
 
+async def expect_later(request: web.Request) -> None:
+    """`Expect: 100-continue` is answered when the body is first read (`RequestBody`), so a
+    request the proxy refuses never gets a `100 Continue` first; other expectations: 417."""
+    if request.version >= (1, 1) and request.headers.get("Expect", "").lower() != "100-continue":
+        raise web.HTTPExpectationFailed(text="webproxy: unsupported Expect\n")
+
+
 def _internal_error(request: web.Request) -> web.Response:
     """The only broad catch: log with a request id, answer 500, keep serving."""
     request_id = uuid.uuid4().hex[:12]
-    log.exception("unhandled error on %s %s (request %s)", request.method, request.path, request_id)
+    target = loggable_target(request.raw_path)
+    log.exception("unhandled error on %s %s (request %s)", request.method, target, request_id)
     return web.Response(status=500, text=f"webproxy: internal error (request {request_id})\n")
 
 
@@ -140,12 +159,15 @@ def make_proxy_app(
     app.on_shutdown.append(_close_websockets)
     app[identities_key] = IdentityBook(settings.cache.identity_ttl)
     app[flights_key] = Flights[Outcome]()
+    app[shares_key] = Shares(
+        settings.server.max_upstream_per_client, wait=settings.upstream.connect_timeout
+    )
     app.cleanup_ctx.append(_upstream_ctx)
     app.cleanup_ctx.append(_store_ctx)
     if worker is not None:
         app.cleanup_ctx.append(_gauges_ctx)
     every = EveryTarget()
-    every.add_route("*", proxy)
+    every.add_route("*", proxy, expect_handler=expect_later)
     app.router.register_resource(every)
     return app
 
@@ -180,8 +202,9 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
         worker = app[worker_key]
         app[store_key] = MemoryStore[CachedResponse](
             store.max_bytes,
-            sizeof=_sizeof,
+            sizeof=entry_cost,
             generations=worker.generations if worker is not None else None,
+            max_entry_bytes=app[settings_key].current.cache.max_entry_bytes,
         )
         yield
         return
@@ -189,7 +212,11 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
         store.redis_url.reveal(), timeout=store.timeout, max_connections=store.max_connections
     )
     app[store_key] = RedisStore[CachedResponse](
-        client, prefix=store.key_prefix, encode=encode_entry, decode=decode_entry
+        client,
+        prefix=store.key_prefix,
+        encode=encode_entry,
+        decode=decode_entry,
+        max_entry_bytes=app[settings_key].current.cache.max_entry_bytes,
     )
     try:
         yield
@@ -222,8 +249,9 @@ async def _close_websockets(app: web.Application) -> None:
         await socket.close(code=GOING_AWAY, message=b"webproxy shutting down")
 
 
-def _sizeof(entry: CachedResponse) -> int:
-    return entry.size
+def entry_cost(key: str, entry: CachedResponse) -> int:
+    """What keeping `entry` under `key` costs the memory store, in bytes of memory."""
+    return HELD_OVERHEAD + sys.getsizeof(key) + entry.footprint
 
 
 def _share_from(proxy_app: web.Application) -> Callable[[web.Application], Awaitable[None]]:
@@ -236,5 +264,6 @@ def _share_from(proxy_app: web.Application) -> Callable[[web.Application], Await
         app[clock_key] = proxy_app[clock_key]
         app[source_key] = proxy_app[source_key]
         app[worker_key] = proxy_app[worker_key]
+        app[shares_key] = proxy_app[shares_key]
 
     return share

@@ -22,6 +22,7 @@ from webproxy.appkeys import (
     identities_key,
     metrics_key,
     settings_key,
+    shares_key,
     store_key,
     upstream_key,
     upstream_seconds_key,
@@ -43,7 +44,7 @@ from webproxy.cache.policy import (
 from webproxy.cache.rules import Scope
 from webproxy.coalesce import Flights
 from webproxy.errors import StoreUnavailable, UpstreamError
-from webproxy.forward import Fetched, fetch, upstream_headers
+from webproxy.forward import Fetched, Oversized, fetch, relay, upstream_headers
 
 log = logging.getLogger("webproxy.store")
 
@@ -57,7 +58,7 @@ NOT_STORED: Final = ("content-length", "age", "cache-status")
 class Outcome:
     """One upstream fetch for a cached resource and what the cache made of it."""
 
-    fetched: Fetched
+    fetched: Fetched | Oversized  # Oversized: over cache.max_entry_bytes, never shared
     shareable: bool  # others who may receive this scope may be given this answer
     stored: bool
     upstream_seconds: float
@@ -69,6 +70,8 @@ flights_key = web.AppKey("flights", Flights[Outcome])
 async def serve_cached(request: web.Request, scope: Scope, path: str) -> web.StreamResponse:
     app = request.app
     key = build_key(path, request.query_string, request.headers)
+    if len(key) > app[settings_key].current.cache.max_key_bytes:
+        return await _fetch_alone(request, scope, key, None, Lookup.UNCACHEABLE, False)
     bypass = wants_bypass(request.query_string)
     allowed = _allowed(request, scope)
     try:
@@ -125,18 +128,25 @@ async def _fetch_shared(
     flights = app[flights_key]
     flight = (key, generation)
     shared = await flights.join(flight, patience=app[settings_key].current.cache.coalesce_timeout)
-    if shared is not None and shared.shareable and _allowed(request, scope):
+    if (
+        shared is not None
+        and shared.shareable
+        and isinstance(shared.fetched, Fetched)
+        and _allowed(request, scope)
+    ):
         app[metrics_key].coalesced.inc()
         note_lookup(request, scope, Lookup.MISS)
         status = cache_status(Lookup.MISS, fwd_status=shared.fetched.status, detail="collapsed")
         return answer_fetched(shared.fetched, status)
     if shared is not None:  # the leader's answer was its own (401, 5xx, ...): ask for ours
         return await _fetch_alone(request, scope, key, generation, Lookup.MISS, stale_ok)
-    fetcher = _fetcher(request, scope, key, generation)
+    fetcher = _fetcher(request, scope, key, generation, keep_open=False)
     try:
         outcome = await flights.lead(flight, fetcher)
     except UpstreamError as exc:
         return await _failed(request, scope, key, exc, stale_ok)
+    if isinstance(outcome.fetched, Oversized):  # closed in the flight: ask again, streamed
+        return await _fetch_alone(request, scope, key, None, Lookup.MISS, stale_ok)
     return await _answer_outcome(request, scope, key, Lookup.MISS, outcome, stale_ok)
 
 
@@ -148,12 +158,22 @@ async def _fetch_alone(
     lookup: Lookup,
     stale_ok: bool,
 ) -> web.StreamResponse:
-    """A fetch of this request's own: bypass, unauthorized, store down, or a lone miss."""
-    try:
-        outcome = await _fetcher(request, scope, key, generation)()
-    except UpstreamError as exc:
-        return await _failed(request, scope, key, exc, stale_ok)
-    return await _answer_outcome(request, scope, key, lookup, outcome, stale_ok)
+    """A fetch of this request's own: bypass, unauthorized, store down, or a lone miss.
+
+    Streams an answer over `cache.max_entry_bytes` as it arrives (not stored).
+    """
+    async with request.app[shares_key].hold(request.remote):
+        try:
+            outcome = await _fetcher(request, scope, key, generation, keep_open=True)()
+        except UpstreamError as exc:
+            return await _failed(request, scope, key, exc, stale_ok)
+        if isinstance(outcome.fetched, Oversized):
+            note_lookup(request, scope, lookup)
+            request[upstream_seconds_key] = outcome.upstream_seconds
+            response = outcome.fetched.response
+            value = cache_status(lookup, fwd_status=response.status, detail="too-large")
+            return await relay(request, response, prefix=outcome.fetched.prefix, cache_status=value)
+        return await _answer_outcome(request, scope, key, lookup, outcome, stale_ok)
 
 
 async def _answer_outcome(
@@ -164,15 +184,22 @@ async def _answer_outcome(
     outcome: Outcome,
     stale_ok: bool,
 ) -> web.StreamResponse:
-    status = outcome.fetched.status
+    fetched = outcome.fetched
+    assert isinstance(fetched, Fetched)  # an Oversized outcome is relayed by its fetcher
+    status = fetched.status
     if status >= 500 and stale_ok:
         stale = await _stale_answer(request, scope, key, fwd_status=status)
         if stale is not None:
             return stale
     note_lookup(request, scope, lookup)
     request[upstream_seconds_key] = outcome.upstream_seconds
-    value = cache_status(lookup, stored=outcome.stored, fwd_status=status)
-    return answer_fetched(outcome.fetched, value)
+    detail = "key-too-long" if lookup is Lookup.UNCACHEABLE and key_too_long(request, key) else None
+    value = cache_status(lookup, stored=outcome.stored, fwd_status=status, detail=detail)
+    return answer_fetched(fetched, value)
+
+
+def key_too_long(request: web.Request, key: str) -> bool:
+    return len(key) > request.app[settings_key].current.cache.max_key_bytes
 
 
 async def _failed(
@@ -227,10 +254,17 @@ def _window(request: web.Request) -> float:
 
 
 def _fetcher(
-    request: web.Request, scope: Scope, key: str, generation: tuple[int, ...] | None
+    request: web.Request,
+    scope: Scope,
+    key: str,
+    generation: tuple[int, ...] | None,
+    *,
+    keep_open: bool,
 ) -> Fetcher:
     """Everything a fetch needs, taken from the request now: the flight may outlive it."""
     return Fetcher(
+        keep_open=keep_open,
+        remote=request.remote,
         app=request.app,
         scope=scope,
         key=key,
@@ -246,6 +280,8 @@ def _fetcher(
 class Fetcher:
     """One upstream fetch of a cached resource: learn from the answer, store it if allowed."""
 
+    keep_open: bool  # an Oversized answer: True, returned open; False (a flight), closed
+    remote: str | None  # whose share of the upstream pool a flight takes (see `Shares`)
     app: web.Application
     scope: Scope
     key: str
@@ -256,16 +292,31 @@ class Fetcher:
     vary_source: CIMultiDict[str] = field(repr=False)
 
     async def __call__(self) -> Outcome:
+        """Fetch, learn, store. A flight (`keep_open` False) takes its leader's share of
+        the pool itself, once it is registered, so misses that queue for a share still
+        join it; a lone fetch runs within its caller's share, relay included."""
+        if self.keep_open:
+            return await self._fetch()
+        async with self.app[shares_key].hold(self.remote):
+            return await self._fetch()
+
+    async def _fetch(self) -> Outcome:
         app = self.app
         asked_at = app[identities_key].now()
+        limit = app[settings_key].current.cache.max_entry_bytes
         started = time.perf_counter()
         try:
-            fetched = await fetch(app[upstream_key], self.target, self.headers)
+            fetched = await fetch(app[upstream_key], self.target, self.headers, limit=limit)
         except UpstreamError as exc:
             app[metrics_key].upstream_errors.labels(exc.kind).inc()
             raise
         seconds = time.perf_counter() - started
         app[metrics_key].upstream_duration.labels("api").observe(seconds)
+        if isinstance(fetched, Oversized):
+            self._learn(fetched.response.status, asked_at)
+            if not self.keep_open:
+                fetched.close()
+            return Outcome(fetched, shareable=False, stored=False, upstream_seconds=seconds)
         self._learn(fetched.status, asked_at)
         return await self._store(fetched, seconds)
 

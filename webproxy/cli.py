@@ -18,7 +18,7 @@ from webproxy import __version__
 from webproxy.appkeys import SettingsSource
 from webproxy.config import Address, ConfigError, Settings, load_settings, parse_address
 from webproxy.logs import configure_logging
-from webproxy.server import Listeners, run_until_stopped, start_proxy
+from webproxy.server import Listeners, raise_descriptor_limit, run_until_stopped, start_proxy
 
 DEMO_USER = ("10001", "finesse")
 DEMO_TEAM = "5000"
@@ -92,6 +92,7 @@ def serve(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return 2
     configure_logging(settings.log)
+    raise_descriptor_limit()
     if settings.server.workers > 1:
         from webproxy.workers import serve_workers
 

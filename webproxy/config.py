@@ -150,6 +150,13 @@ def _positive_int(raw: object, text: bool) -> int:
     raise _Invalid(f"must be a positive integer, got {value}")
 
 
+def _not_negative_int(raw: object, text: bool) -> int:
+    value = _integer(raw, text)
+    if value >= 0:
+        return value
+    raise _Invalid(f"must be an integer >= 0, got {value}")
+
+
 def _workers(raw: object, text: bool) -> int:
     value = _integer(raw, text)
     if 1 <= value <= 64:
@@ -265,7 +272,15 @@ _RULES: Final[Mapping[str, Rule]] = MappingProxyType(
         "server.tls_key": _file,
         "server.workers": _workers,
         "server.max_header_bytes": _positive_int,
+        "server.max_head_bytes": _positive_int,
         "server.max_body_bytes": _positive_int,
+        "server.body_buffer_bytes": _not_negative_int,
+        "server.client_header_timeout": _positive,
+        "server.client_body_timeout": _positive,
+        "server.send_timeout": _positive,
+        "server.keepalive_timeout": _positive,
+        "server.max_upstream_per_client": _not_negative_int,
+        "server.max_client_connections": _not_negative_int,
         "server.shutdown_grace": _positive,
         "upstream.url": _upstream_url,
         "upstream.connect_timeout": _positive,
@@ -284,6 +299,9 @@ _RULES: Final[Mapping[str, Rule]] = MappingProxyType(
         "cache.identity_ttl": _positive,
         "cache.stale_if_error": _not_negative,
         "cache.coalesce_timeout": _positive,
+        "cache.max_entry_bytes": _positive_int,
+        "cache.max_key_bytes": _positive_int,
+        "cache.max_sign_in_bytes": _positive_int,
         "cache.media_domain_path": _media_path,
         "cache.override_upstream": _resources,
         **{f"cache.ttl.{name}": _positive for name in CACHED_RESOURCES},
@@ -434,6 +452,14 @@ def _cross_check(settings: Settings, layers: _Layers) -> None:
         conflicts.append(("server.tls_cert", "server.tls_key", "set without server.tls_key"))
     if settings.admin.listen == server.listen and server.listen.port != 0:
         conflicts.append(("admin.listen", "server.listen", "same address as server.listen"))
+    if server.max_head_bytes < server.max_header_bytes:
+        conflicts.append(
+            ("server.max_head_bytes", "server.max_header_bytes", "smaller than max_header_bytes")
+        )
+    if server.body_buffer_bytes > server.max_body_bytes:
+        conflicts.append(
+            ("server.body_buffer_bytes", "server.max_body_bytes", "larger than max_body_bytes")
+        )
     for key, other, problem in conflicts:
         if not layers.failed & {key, other}:
             layers.problems.append(f"{layers.label(key)}: {problem}")

@@ -15,8 +15,32 @@ class ConfigError(WebProxyError):
         super().__init__("\n".join(self.problems))
 
 
-class BodyTooLarge(WebProxyError):
+class RequestIncomplete(WebProxyError):
+    """The client's request did not arrive whole: Finesse must not act on it."""
+
+    status = 400  # what the client is answered, if it is still there
+
+
+class BodyTooLarge(RequestIncomplete):
     """The client's request body passed the configured limit while being streamed."""
+
+    status = 413
+
+
+class BodyTimeout(RequestIncomplete):
+    """The client paused longer than `server.client_body_timeout` while sending its body."""
+
+    status = 408
+
+
+class ClientGone(RequestIncomplete):
+    """The client closed or reset its connection before its request body was complete."""
+
+    status = 499  # nginx's "client closed request": counted, never sent
+
+
+class TooManyForClient(WebProxyError):
+    """This client address already has `server.max_upstream_per_client` exchanges open."""
 
 
 class UpstreamError(WebProxyError):

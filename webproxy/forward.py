@@ -6,6 +6,7 @@ client errors and timeouts become `UpstreamUnavailable` / `UpstreamTimeout`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import ssl
 from collections.abc import AsyncIterator, Iterator
@@ -18,9 +19,18 @@ from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
 
-from webproxy.config import UpstreamSettings
-from webproxy.errors import BodyTooLarge, UpstreamTimeout, UpstreamUnavailable
+from webproxy.config import ServerSettings, UpstreamSettings
+from webproxy.errors import (
+    BodyTimeout,
+    BodyTooLarge,
+    ClientGone,
+    RequestIncomplete,
+    UpstreamError,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
 from webproxy.headers import add_forwarded, add_via, end_to_end
+from webproxy.logs import loggable_target
 
 log = logging.getLogger("webproxy.upstream")
 
@@ -141,65 +151,141 @@ def response_headers(response: aiohttp.ClientResponse) -> CIMultiDict[str]:
     return headers
 
 
-class LimitedBody:
-    """The client's body, streamed upstream chunk by chunk, cut off past `limit` bytes."""
+@dataclass(frozen=True, slots=True)
+class BodyLimits:
+    """How much of a request body, how slowly, and how much of it read before Finesse."""
 
-    def __init__(self, request: web.BaseRequest, limit: int) -> None:
+    max_bytes: int
+    buffer_bytes: int  # a body with a Content-Length up to this is read whole first
+    timeout: float  # longest pause between two reads of it
+
+    @classmethod
+    def of(cls, server: ServerSettings) -> BodyLimits:
+        return cls(server.max_body_bytes, server.body_buffer_bytes, server.client_body_timeout)
+
+
+class RequestBody:
+    """The client's body on its way upstream, and whether it arrived whole.
+
+    Read as the client sent it (the listener never decompresses), cut off past
+    `max_bytes`, and given up if the client pauses longer than `timeout` or goes away:
+    `failure` then says why, `complete` stays False, and the upstream connection it was
+    being sent on is dropped by aiohttp, never reused. `Expect: 100-continue` is answered
+    at the first read, so only a request that passed every check before it gets one.
+    """
+
+    def __init__(self, request: web.BaseRequest, limits: BodyLimits) -> None:
         self.request = request
-        self.limit = limit
-        self.exceeded = False
+        self.limits = limits
+        self.complete = not request.body_exists
+        self.failure: RequestIncomplete | None = None
+        expect = request.headers.get("Expect", "")
+        self._continue = request.version >= (1, 1) and expect.lower() == "100-continue"
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        sent = 0
-        async for chunk in self.request.content.iter_chunked(CHUNK):
-            sent += len(chunk)
-            if sent > self.limit:
-                self.exceeded = True
-                raise BodyTooLarge(f"request body larger than {self.limit} bytes")
+    @property
+    def buffered(self) -> bool:
+        length = self.request.content_length
+        return length is not None and length <= self.limits.buffer_bytes
+
+    async def whole(self) -> bytes:
+        """The whole body, read before anything is sent upstream."""
+        return b"".join([chunk async for chunk in self.chunks()])
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        received = 0
+        while chunk := await self._read():
+            received += len(chunk)
+            if received > self.limits.max_bytes:
+                raise self._failed(
+                    BodyTooLarge(f"request body larger than {self.limits.max_bytes} bytes")
+                )
             yield chunk
+        self.complete = True
+
+    async def _read(self) -> bytes:
+        if self._continue:
+            self._continue = False
+            await self.request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            self.request.writer.output_size = 0  # the answer itself has not started
+        try:
+            async with asyncio.timeout(self.limits.timeout):
+                return await self.request.content.readany()
+        except TimeoutError:
+            raise self._failed(BodyTimeout("request body timed out")) from None
+        except (OSError, aiohttp.ClientError) as exc:
+            raise self._failed(ClientGone(f"client went away: {type(exc).__name__}")) from exc
+
+    def _failed(self, failure: RequestIncomplete) -> RequestIncomplete:
+        self.failure = failure
+        return failure
 
 
 async def open_exchange(
-    upstream: Upstream, request: web.BaseRequest, headers: CIMultiDict[str], body_limit: int
+    upstream: Upstream, request: web.BaseRequest, headers: CIMultiDict[str], body: RequestBody
 ) -> aiohttp.ClientResponse:
-    """Send the request upstream, body streamed, and return once the response head is in."""
-    body = LimitedBody(request, body_limit) if request.body_exists else None
+    """Send the request upstream and return once the response head is in.
+
+    A small body is read whole first (a slow sender holds no upstream connection, and a
+    body that never completes never reaches Finesse); a larger one is streamed. Raises
+    `RequestIncomplete` when the client's side failed, `UpstreamError` when Finesse's did.
+    """
+    data: bytes | AsyncIterator[bytes] | None = None
+    if request.body_exists:
+        data = await body.whole() if body.buffered else body.chunks()
     try:
         with upstream_errors():
             return await upstream.session_for(request.path).request(
                 request.method,
                 upstream.url(request.raw_path),
                 headers=headers,
-                data=body,
+                data=data,
                 allow_redirects=False,
                 skip_auto_headers=SKIP_AUTO_HEADERS,
                 timeout=upstream.timeout_for(request.path),
             )
-    except UpstreamUnavailable as exc:
-        if body is not None and body.exceeded:
-            raise BodyTooLarge(str(exc)) from exc
+    except UpstreamError as exc:
+        if body.failure is not None:
+            raise body.failure from exc
         raise
 
 
-async def relay(request: web.BaseRequest, response: aiohttp.ClientResponse) -> web.StreamResponse:
-    """Stream the upstream's response to the client as it arrives."""
-    answer = web.StreamResponse(
-        status=response.status, reason=response.reason, headers=response_headers(response)
-    )
-    await answer.prepare(request)
+async def relay(
+    request: web.BaseRequest,
+    response: aiohttp.ClientResponse,
+    *,
+    prefix: bytes = b"",
+    cache_status: str | None = None,
+) -> web.StreamResponse:
+    """Stream the upstream's response to the client as it arrives (after `prefix`, the part
+    already read). A client that goes away raises `ClientGone`; the upstream connection
+    is then dropped, as it is when Finesse fails mid-body."""
+    headers = response_headers(response)
+    if cache_status is not None:
+        headers["Cache-Status"] = cache_status
+    answer = web.StreamResponse(status=response.status, reason=response.reason, headers=headers)
     try:
-        with upstream_errors():
-            async for chunk in response.content.iter_any():
+        await answer.prepare(request)
+        chunk = prefix
+        while True:
+            if chunk:
                 await answer.write(chunk)
-    except (UpstreamTimeout, UpstreamUnavailable) as exc:
+            with upstream_errors():
+                chunk = await response.content.readany()
+            if not chunk:
+                break
+        await answer.write_eof()
+    except UpstreamError as exc:
         # The status line is gone; all a proxy can do is cut the client off, as nginx does.
-        log.warning("upstream failed mid-body on %s %s: %s", request.method, request.path, exc)
+        target = loggable_target(request.raw_path)
+        log.warning("upstream failed mid-body on %s %s: %s", request.method, target, exc)
+        response.close()
         if request.transport is not None:
             request.transport.close()
-        return answer
+    except ConnectionError as exc:
+        response.close()
+        raise ClientGone("client went away during the answer") from exc
     finally:
         response.release()
-    await answer.write_eof()
     return answer
 
 
@@ -213,20 +299,56 @@ class Fetched:
     body: bytes
 
 
-async def fetch(upstream: Upstream, target: str, headers: CIMultiDict[str]) -> Fetched:
-    """GET `target` (raw path and query) and read the whole answer: it may be stored.
+@dataclass(frozen=True, slots=True)
+class Oversized:
+    """An upstream answer longer than the fetch's limit: its head, the part read, and the
+    response still open for the rest. Whoever holds it relays it or closes it."""
+
+    response: aiohttp.ClientResponse
+    prefix: bytes
+
+    def close(self) -> None:
+        self.response.close()
+
+
+async def fetch(
+    upstream: Upstream, target: str, headers: CIMultiDict[str], *, limit: int
+) -> Fetched | Oversized:
+    """GET `target` (raw path and query) and read the answer whole, up to `limit` bytes.
 
     Takes plain values, not the request, because it may run in a flight task that
-    outlives the client that started it.
+    outlives the client that started it. An answer over `limit` (by its Content-Length, or
+    as it arrives) comes back `Oversized`, open: memory stays bounded by `limit`.
     """
     path = target.partition("?")[0]
     with upstream_errors():
-        async with upstream.session_for(path).get(
+        response = await upstream.session_for(path).get(
             upstream.url(target),
             headers=headers,
             allow_redirects=False,
             skip_auto_headers=SKIP_AUTO_HEADERS,
             timeout=upstream.timeout_for(path),
-        ) as response:
-            body = await response.read()
-            return Fetched(response.status, response.reason or "", response_headers(response), body)
+        )
+        try:
+            body = await _read_up_to(response, limit)
+        except BaseException:
+            response.close()
+            raise
+    if isinstance(body, Oversized):
+        return body
+    response.release()
+    return Fetched(response.status, response.reason or "", response_headers(response), body)
+
+
+async def _read_up_to(response: aiohttp.ClientResponse, limit: int) -> bytes | Oversized:
+    length = response.content_length
+    if length is not None and length > limit:
+        return Oversized(response, b"")
+    parts: list[bytes] = []
+    size = 0
+    while chunk := await response.content.readany():
+        parts.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            return Oversized(response, b"".join(parts))
+    return b"".join(parts)

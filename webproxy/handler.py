@@ -12,11 +12,12 @@ import time
 
 from aiohttp import web
 
-from webproxy.answers import answer_fetched, refuse, upstream_failure
+from webproxy.answers import answer_fetched, incomplete, upstream_failure
 from webproxy.appkeys import (
     identities_key,
     metrics_key,
     settings_key,
+    shares_key,
     store_key,
     upstream_key,
     upstream_seconds_key,
@@ -31,8 +32,17 @@ from webproxy.cache.rules import (
 )
 from webproxy.cache.users import USER_PATH, binds_identity, identity_of, parse_user
 from webproxy.cached import FORWARDED_FOR_CACHING, serve_cached
-from webproxy.errors import BodyTooLarge, StoreUnavailable, UpstreamError
-from webproxy.forward import LONG_LIVED_PREFIXES, fetch, open_exchange, relay, upstream_headers
+from webproxy.errors import RequestIncomplete, StoreUnavailable, UpstreamError
+from webproxy.forward import (
+    LONG_LIVED_PREFIXES,
+    BodyLimits,
+    Oversized,
+    RequestBody,
+    fetch,
+    open_exchange,
+    relay,
+    upstream_headers,
+)
 from webproxy.websocket import is_websocket_upgrade, relay_websocket
 
 log = logging.getLogger("webproxy.upstream")
@@ -60,18 +70,30 @@ async def proxy(request: web.Request) -> web.StreamResponse:
 
 
 async def forward(request: web.Request, raw_path: str) -> web.StreamResponse:
-    """Stream the exchange; forget a refused credential and purge after a write."""
+    """Stream the exchange; forget a refused credential and purge after a write.
+
+    A write purges once Finesse has answered it (anything but a 4xx), or when the whole
+    request was sent and Finesse's answer never came: it may have been applied. A request
+    whose body never arrived whole is answered by the proxy (413, 408) or not at all (the
+    client went away): it reached Finesse incomplete or not at all, so nothing is purged
+    and it is no upstream failure. Long polls use their own pool and take no share of it.
+    """
+    if raw_path.startswith(LONG_LIVED_PREFIXES):
+        with request.app[metrics_key].open_connections.labels("longpoll").track_inprogress():
+            return await _exchange(request, raw_path)
+    async with request.app[shares_key].hold(request.remote):
+        return await _exchange(request, raw_path)
+
+
+async def _exchange(request: web.Request, raw_path: str) -> web.StreamResponse:
     app = request.app
+    server = app[settings_key].current.server
+    body = RequestBody(request, BodyLimits.of(server))
     started = time.perf_counter()
     try:
-        response = await open_exchange(
-            app[upstream_key],
-            request,
-            upstream_headers(request),
-            app[settings_key].current.server.max_body_bytes,
-        )
-    except BodyTooLarge as exc:
-        return refuse(413, str(exc))
+        response = await open_exchange(app[upstream_key], request, upstream_headers(request), body)
+    except RequestIncomplete as exc:
+        return incomplete(request, exc)
     except UpstreamError as exc:
         app[metrics_key].upstream_errors.labels(exc.kind).inc()
         await purge_after_write(request, raw_path, None)
@@ -82,14 +104,13 @@ async def forward(request: web.Request, raw_path: str) -> web.StreamResponse:
     if response.status == 401:
         forget(request)
     await purge_after_write(request, raw_path, response.status)
-    if raw_path.startswith(LONG_LIVED_PREFIXES):
-        with app[metrics_key].open_connections.labels("longpoll").track_inprogress():
-            return await relay(request, response)
     return await relay(request, response)
 
 
 async def sign_in(request: web.Request, user_id: str) -> web.StreamResponse:
     """`GET User/{id}`: read whole (it is small) to learn who this credential belongs to.
+
+    An answer over `cache.max_sign_in_bytes` is streamed through instead and binds nothing.
 
     Sent with its credential and nothing else that could authenticate it (no cookie): a
     200 must mean Finesse accepted this `Authorization`, not a session it also carried.
@@ -97,16 +118,22 @@ async def sign_in(request: web.Request, user_id: str) -> web.StreamResponse:
     app = request.app
     authorization = request.headers["Authorization"]
     asked_at = app[identities_key].now()
-    started = time.perf_counter()
-    try:
-        headers = upstream_headers(request, keep=FORWARDED_FOR_CACHING)  # no cookie, say
-        fetched = await fetch(app[upstream_key], request.raw_path, headers)
-    except UpstreamError as exc:
-        app[metrics_key].upstream_errors.labels(exc.kind).inc()
-        return upstream_failure(request, exc)
-    seconds = time.perf_counter() - started
-    request[upstream_seconds_key] = seconds
-    app[metrics_key].upstream_duration.labels("api").observe(seconds)
+    limit = app[settings_key].current.cache.max_sign_in_bytes
+    async with app[shares_key].hold(request.remote):
+        started = time.perf_counter()
+        try:
+            headers = upstream_headers(request, keep=FORWARDED_FOR_CACHING)  # no cookie, say
+            fetched = await fetch(app[upstream_key], request.raw_path, headers, limit=limit)
+        except UpstreamError as exc:
+            app[metrics_key].upstream_errors.labels(exc.kind).inc()
+            return upstream_failure(request, exc)
+        seconds = time.perf_counter() - started
+        request[upstream_seconds_key] = seconds
+        app[metrics_key].upstream_duration.labels("api").observe(seconds)
+        if isinstance(fetched, Oversized):  # too large to read whole: passed on, binds nothing
+            if fetched.response.status == 401:
+                forget(request)
+            return await relay(request, fetched.response, prefix=fetched.prefix)
     if fetched.status == 401:
         forget(request)
     elif fetched.status == 200:

@@ -1,4 +1,10 @@
-"""Logging set-up: one logger per subsystem under `webproxy`, text or JSON lines."""
+"""Logging set-up: one logger per subsystem under `webproxy`, text or JSON lines.
+
+A log line can't be written by a client: control characters in a message (CR, LF, ESC,
+C1 controls...) are escaped as `\\xNN`, so a request path can neither start a line of
+its own nor send a terminal escape. In text lines, a traceback's lines are indented, so
+no line it holds starts where a record does; JSON lines are escaped ASCII.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,50 @@ from typing import Final
 from webproxy.config import LogSettings
 
 TEXT_FORMAT: Final = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+CONTINUATION: Final = "    | "
+
+_CONTROLS: Final = {code: f"\\x{code:02x}" for code in (*range(0x20), *range(0x7F, 0xA0))} | {
+    ord("\\"): "\\\\"
+}
+
+
+def printable(text: str) -> str:
+    """`text` with every control character (and backslash) escaped: one inert line."""
+    return text.translate(_CONTROLS)
+
+
+#: Query parameters whose values are shown; every other value is logged as `***`.
+SHOWN_QUERY_VALUES: Final = frozenset(
+    {"category", "nocache", "bypassServerCache", "includeLoggedOutAgents", "status"}
+)
+
+
+def loggable_target(raw_path: str) -> str:
+    """The request target with unknown query values masked."""
+    path, _, query = raw_path.partition("?")
+    if not query:
+        return path
+    pairs = []
+    for pair in query.split("&"):
+        name, has_value, _ = pair.partition("=")
+        shown = pair if name in SHOWN_QUERY_VALUES or not has_value else f"{name}=***"
+        pairs.append(shown)
+    return f"{path}?{'&'.join(pairs)}"
+
+
+class TextFormatter(logging.Formatter):
+    """`TEXT_FORMAT` lines; the message escaped, any traceback indented below it."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = printable(record.message)
+        return super().formatMessage(record)
+
+    def format(self, record: logging.LogRecord) -> str:
+        first, newline, rest = super().format(record).partition("\n")
+        if not newline:
+            return first
+        lines = (CONTINUATION + printable(line) for line in rest.split("\n"))
+        return "\n".join((first, *lines))
 
 
 class JsonFormatter(logging.Formatter):
@@ -20,20 +70,20 @@ class JsonFormatter(logging.Formatter):
             "time": self.formatTime(record),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": printable(record.getMessage()),
         }
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
             line.update(fields)
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
-        return json.dumps(line, ensure_ascii=False)
+        return json.dumps(line, ensure_ascii=True, default=str)
 
 
 def configure_logging(settings: LogSettings) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
-        JsonFormatter() if settings.format == "json" else logging.Formatter(TEXT_FORMAT)
+        JsonFormatter() if settings.format == "json" else TextFormatter(TEXT_FORMAT)
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import resource
 import signal
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any, Final
 
 from aiohttp import web
 
 from webproxy.access import AccessLogger
 from webproxy.admin import reload_settings
 from webproxy.app import make_admin_app, make_proxy_app
-from webproxy.appkeys import SettingsSource, Worker
+from webproxy.appkeys import SettingsSource, Worker, metrics_key
 from webproxy.config import Address, ServerSettings, Settings
+from webproxy.listener import ClientLimits, ClientRunner
 
 log = logging.getLogger("webproxy.server")
 
@@ -23,6 +27,11 @@ log = logging.getLogger("webproxy.server")
 #: and past the queue a client waits for a SYN retry (a second or more). The kernel caps
 #: it at net.core.somaxconn.
 BACKLOG = 1024
+#: Descriptors kept free of client connections for everything else the process opens.
+FD_RESERVE: Final = 64
+UNLIMITED_CONNECTIONS: Final = 1 << 30
+#: What asyncio's accept loop says at EMFILE/ENFILE (base_events' exception context).
+ACCEPT_EXHAUSTED: Final = "socket.accept() out of system resource"
 
 
 @dataclass
@@ -36,24 +45,14 @@ class Listeners:
     async def add(
         self,
         name: str,
-        app: web.Application,
+        app: web.Application | web.AppRunner,
         address: Address,
         *,
         tls: ssl.SSLContext | None = None,
-        max_header_bytes: int = 8190,
-        access_log: logging.Logger | None = None,
-        shutdown_grace: float = 5.0,
         reuse_port: bool = False,
     ) -> Address:
-        runner = web.AppRunner(
-            app,
-            shutdown_timeout=shutdown_grace,
-            access_log_class=AccessLogger,
-            access_log=access_log,
-            handle_signals=False,
-            max_field_size=max_header_bytes,
-            max_line_size=max_header_bytes,
-        )
+        """Listen on `address` with `app` (admin, simulator) or a runner made for it (proxy)."""
+        runner = app if isinstance(app, web.AppRunner) else web.AppRunner(app, handle_signals=False)
         await runner.setup()
         self.runners.append(runner)
         site = web.TCPSite(
@@ -73,6 +72,88 @@ class Listeners:
         for runner in reversed(self.runners):
             await runner.cleanup()
         self.runners.clear()
+
+
+def proxy_runner(
+    app: web.Application,
+    settings: Settings,
+    *,
+    access_log: logging.Logger | None = None,
+    handler_cancellation: bool = False,
+) -> ClientRunner:
+    """The proxy listener's runner: every `[server]` limit on every client connection.
+
+    Handlers are not cancelled when their client goes away: a write already sent must
+    still be purged when Finesse answers it (`handler_cancellation` is for tests only).
+    """
+    server = settings.server
+    metrics = app[metrics_key]
+    return ClientRunner(
+        app,
+        limits=ClientLimits.of(server, connection_budget(settings)),
+        refused=lambda status: metrics.count_request("other", status),
+        shutdown_timeout=server.shutdown_grace,
+        access_log_class=AccessLogger,
+        access_log=access_log,
+        handle_signals=False,
+        handler_cancellation=handler_cancellation,
+        max_field_size=server.max_header_bytes,
+        max_line_size=server.max_header_bytes,
+        keepalive_timeout=server.keepalive_timeout,
+        auto_decompress=False,  # bodies pass byte for byte
+    )
+
+
+def connection_budget(settings: Settings) -> int:
+    """`server.max_client_connections`, or (0) as many as the descriptor limit allows.
+
+    A relayed connection may hold two descriptors (the client's and a long-lived
+    upstream one); the REST pool, Redis's pool and a reserve for everything else
+    (listeners, logs, /healthz on the admin listener) come off the top. A configured
+    value that does not fit is lowered, with a warning.
+    """
+    wanted = settings.server.max_client_connections
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return wanted or UNLIMITED_CONNECTIONS
+    redis = settings.store.max_connections if settings.store.backend == "redis" else 0
+    spare = soft - FD_RESERVE - settings.upstream.max_connections - redis
+    fits = max(1, spare // 2)
+    if wanted and fits < wanted:
+        log.warning(
+            "server.max_client_connections lowered to %d to fit the descriptor limit (%d)",
+            fits,
+            soft,
+        )
+    return min(wanted, fits) if wanted else fits
+
+
+def raise_descriptor_limit() -> None:
+    """Raise the soft descriptor limit to the hard one, as nginx's worker_rlimit_nofile
+    and Go's runtime do: a proxy holds two descriptors per relayed connection."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def quiet_accept_errors(loop: asyncio.AbstractEventLoop, interval: float = 10.0) -> None:
+    """Log asyncio's "accept() out of system resource" once per `interval`, not once per
+    connection waiting in the backlog (up to 1,024 tracebacks a second at EMFILE)."""
+    last = [-interval]
+
+    def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        if context.get("message") != ACCEPT_EXHAUSTED:
+            loop.default_exception_handler(context)
+            return
+        now = loop.time()
+        if now - last[0] >= interval:
+            last[0] = now
+            log.warning(
+                "out of descriptors, not accepting for a moment: %s", context.get("exception")
+            )
+
+    loop.set_exception_handler(handler)
 
 
 def tls_context(server: ServerSettings) -> ssl.SSLContext | None:
@@ -97,14 +178,12 @@ async def start_proxy(
     """
     proxy_app = make_proxy_app(settings, source=source, worker=worker)
     reuse_port = worker is not None
+    runner = proxy_runner(proxy_app, settings, access_log=logging.getLogger("webproxy.access"))
     await listeners.add(
         "proxy",
-        proxy_app,
+        runner,
         settings.server.listen,
         tls=tls_context(settings.server),
-        max_header_bytes=settings.server.max_header_bytes,
-        access_log=logging.getLogger("webproxy.access"),
-        shutdown_grace=settings.server.shutdown_grace,
         reuse_port=reuse_port,
     )
     listeners.proxy_app = proxy_app
@@ -121,6 +200,7 @@ async def run_until_stopped(start: Callable[[Listeners], Awaitable[None]]) -> No
     """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    quiet_accept_errors(loop)
     listeners = Listeners()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)

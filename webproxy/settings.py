@@ -17,7 +17,8 @@ CACHED_RESOURCES: Final[tuple[str, ...]] = (
     "TeamResource",
 )
 DEFAULT_TTL: Final = 300.0
-MIB: Final = 1024 * 1024
+KIB: Final = 1024
+MIB: Final = 1024 * KIB
 
 Backend: TypeAlias = Literal["memory", "redis"]
 LogLevel: TypeAlias = Literal["debug", "info", "warning", "error", "critical"]
@@ -94,7 +95,15 @@ class ServerSettings:
     tls_key: str | None = None
     workers: int = 1
     max_header_bytes: int = 16384
+    max_head_bytes: int = 64 * KIB
     max_body_bytes: int = 16 * MIB
+    body_buffer_bytes: int = 64 * KIB
+    client_header_timeout: float = 60.0
+    client_body_timeout: float = 60.0
+    send_timeout: float = 60.0
+    keepalive_timeout: float = 75.0
+    max_upstream_per_client: int = 32
+    max_client_connections: int = 0
     shutdown_grace: float = 30.0
 
 
@@ -139,6 +148,9 @@ class CacheSettings:
     identity_ttl: float = 300.0
     stale_if_error: float = 300.0
     coalesce_timeout: float = 10.0
+    max_entry_bytes: int = 4 * MIB
+    max_key_bytes: int = 8 * KIB
+    max_sign_in_bytes: int = 1 * MIB
     media_domain_path: str = "/finesse/api/MediaDomains"
     override_upstream: tuple[str, ...] = ()
     ttl: Mapping[str, float] = field(default_factory=_default_ttls)

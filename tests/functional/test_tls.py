@@ -16,7 +16,7 @@ from pytest_aiohttp import AiohttpServer
 from tests.conftest import ProxyFactory, settings_for
 from webproxy.app import make_proxy_app
 from webproxy.config import ServerSettings, parse_address
-from webproxy.server import Listeners, tls_context
+from webproxy.server import Listeners, proxy_runner, tls_context
 
 
 @pytest.fixture(scope="session")
@@ -78,8 +78,9 @@ async def test_the_listener_terminates_tls_with_the_configured_certificate(
     settings = replace(base, server=server)
     listeners = Listeners()
     try:
+        runner = proxy_runner(make_proxy_app(settings), settings)
         bound = await listeners.add(
-            "proxy", make_proxy_app(settings), parse_address("127.0.0.1:0"), tls=tls_context(server)
+            "proxy", runner, parse_address("127.0.0.1:0"), tls=tls_context(server)
         )
         client_context = ssl.create_default_context(cafile=str(cert))
         async with aiohttp.ClientSession() as session:

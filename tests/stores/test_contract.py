@@ -8,6 +8,7 @@ import pytest
 from redis.asyncio import Redis
 
 from tests.conftest import ManualClock
+from tests.stores.conftest import value_length
 from webproxy.stores.base import ALL, CacheStore, Found, LabelStats
 from webproxy.stores.memory import MemoryStore
 
@@ -173,7 +174,7 @@ async def test_a_serving_store_answers_ping(store: CacheStore[bytes]) -> None:
 async def test_the_memory_store_evicts_the_least_recently_used_to_stay_in_budget(
     clock: ManualClock,
 ) -> None:
-    store: MemoryStore[bytes] = MemoryStore(250, len, timer=clock)
+    store: MemoryStore[bytes] = MemoryStore(250, value_length, timer=clock)
     assert await put(store, "/a", b"a" * 100)
     assert await put(store, "/b", b"b" * 100)
     assert (await store.get("/a", TEAM_5000)).value is not None
@@ -186,8 +187,8 @@ async def test_the_memory_store_evicts_the_least_recently_used_to_stay_in_budget
 async def test_the_memory_store_skips_a_value_over_budget_and_drops_the_older_one(
     clock: ManualClock,
 ) -> None:
-    store: MemoryStore[bytes] = MemoryStore(250, len, timer=clock)
+    store: MemoryStore[bytes] = MemoryStore(250, value_length, timer=clock)
     assert await put(store, "/a", b"small")
-    assert await put(store, "/a", b"x" * 251)
+    assert not await put(store, "/a", b"x" * 251)
     assert await store.get("/a", TEAM_5000) == Found(None, (0, 0, 0))
     assert (await store.stats()).entries == 0

@@ -6,6 +6,7 @@ import pytest
 
 from webproxy.cache.rules import (
     DEFAULT_MEDIA_DOMAIN_PATH,
+    TEAM_SLOTS,
     Purge,
     Resource,
     Scope,
@@ -180,7 +181,7 @@ def test_media_domain_writes_follow_the_configured_path() -> None:
         (CHAT, ("all", "resource:ChatConfig"), "ChatConfig"),
         (ECC, ("all", "resource:ECCVariableConfig"), "ECCVariableConfig"),
         (MEDIA_DOMAIN, ("all", "resource:MediaDomain"), "MediaDomain"),
-        (team("5000"), ("all", "teams", "team:5000"), "TeamResource"),
+        (team("5000"), ("all", "teams", "team:904"), "TeamResource"),  # 5000 % 4096
     ],
     ids=["chat", "ecc", "media-domain", "team"],
 )
@@ -194,7 +195,7 @@ def test_scope_counters_and_label(scope: Scope, counters: tuple[str, ...], label
     [
         (Purge.everything(), "all"),
         (Purge.all_teams(), "teams"),
-        (Purge.team("5000"), "team:5000"),
+        (Purge.team("5000"), "team:904"),
         (Purge.resource(Resource.CHAT_CONFIG), "resource:ChatConfig"),
         (Purge.resource(Resource.MEDIA_DOMAIN), "resource:MediaDomain"),
         (Purge.resource(Resource.TEAM_RESOURCE), "teams"),
@@ -299,3 +300,15 @@ def test_team_ids_with_leading_zeros_are_neither_cached_nor_missed_by_purges() -
         "PUT", "/finesse/api/Team/05000/ReasonCodes", 200, media_domain_path=MEDIA
     ) == (Purge.team("5000"),)
     assert Purge.team("007") == Purge.team("7")
+
+
+def test_any_number_of_team_ids_shares_a_bounded_set_of_counters() -> None:
+    names = {Purge.team(str(team)).counter for team in range(1, 100_000, 7)}
+    names |= {Purge.team(f"x{team}").counter for team in range(10_000)}
+    assert len(names) <= TEAM_SLOTS
+
+
+def test_consecutive_numeric_team_ids_never_share_a_counter() -> None:
+    counters = {Purge.team(str(team)).counter for team in range(5000, 5000 + TEAM_SLOTS)}
+    assert len(counters) == TEAM_SLOTS
+    assert Purge.team("05000").counter == Purge.team("5000").counter == team("5000").counters[2]

@@ -5,11 +5,15 @@ from __future__ import annotations
 import json
 import math
 import struct
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, TypeVar
 
 from webproxy.cache.keys import HeaderValues
 from webproxy.cache.rules import Resource, Scope
+
+T = TypeVar("T")
 
 FORMAT_VERSION: Final = 1
 _PREFIX: Final = struct.Struct(">BI")  # format version, length of the JSON metadata
@@ -35,6 +39,29 @@ class CachedResponse:
     def size(self) -> int:
         """Body length plus a rough size of the headers (name, value, ``": "`` and CRLF)."""
         return len(self.body) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+
+    @property
+    def footprint(self) -> int:
+        """What this entry's own objects take in memory, as `sys.getsizeof` counts them: the
+        record, the body, every header and Vary tuple and string (the shared Scope aside)."""
+        size = sys.getsizeof(self) + sys.getsizeof(self.body)
+        size += _tuple_cost(self.headers, _pair_cost)
+        size += _tuple_cost(self.vary, lambda item: _tuple_cost(item, _text_cost))
+        return size
+
+
+def _text_cost(item: object) -> int:
+    if isinstance(item, tuple):
+        return _tuple_cost(item, _text_cost)
+    return sys.getsizeof(item)
+
+
+def _pair_cost(pair: tuple[str, str]) -> int:
+    return sys.getsizeof(pair) + sys.getsizeof(pair[0]) + sys.getsizeof(pair[1])
+
+
+def _tuple_cost(items: tuple[T, ...], cost: Callable[[T], int]) -> int:
+    return sys.getsizeof(items) + sum(cost(item) for item in items)
 
 
 def encode_entry(entry: CachedResponse) -> bytes:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import posixpath
 import re
+import zlib
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import lru_cache
@@ -18,6 +19,9 @@ WRITE_METHODS: Final = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 ALL_COUNTER: Final = "all"
 TEAMS_COUNTER: Final = "teams"
+TEAM_SLOTS: Final = 4096
+"""Team generation counters: team ids come from requests, so they share a fixed number
+of counters (`team_counter`) and no client can make the store hold more."""
 
 _TEAM_ID: Final = "[A-Za-z0-9_-]{1,64}"
 _TEAM_ID_RE: Final = re.compile(_TEAM_ID)
@@ -34,6 +38,17 @@ def valid_team_id(team: str) -> bool:
 def canonical_team(team: str) -> str:
     """A numeric id without its leading zeros (`05000` -> `5000`); others as they are."""
     return str(int(team)) if team.isdigit() else team
+
+
+def team_counter(team: str) -> str:
+    """The generation counter of a (canonical) team id: one of `TEAM_SLOTS`.
+
+    Numeric ids take their value modulo the slots, so teams 1 to 4096 (any 4096
+    consecutive ids) never share one; others hash. Sharing only means a purge of one team
+    also purges the other: a miss, never a stale entry.
+    """
+    slot = int(team) if team.isdigit() else zlib.crc32(team.encode())
+    return f"team:{slot % TEAM_SLOTS}"
 
 
 class Resource(StrEnum):
@@ -70,7 +85,7 @@ class Scope:
         if self.team is None:
             counters: tuple[str, ...] = (ALL_COUNTER, f"resource:{self.resource}")
         else:
-            counters = (ALL_COUNTER, TEAMS_COUNTER, f"team:{self.team}")
+            counters = (ALL_COUNTER, TEAMS_COUNTER, team_counter(canonical_team(self.team)))
         object.__setattr__(self, "counters", counters)
 
     @property
@@ -98,8 +113,7 @@ class Purge:
         """Purge one team (its id made canonical); ValueError for an id `valid_team_id` refuses."""
         if not valid_team_id(team):
             raise ValueError(f"invalid team id {team!r}")
-        team = canonical_team(team)
-        return cls(f"team:{team}")
+        return cls(team_counter(canonical_team(team)))
 
     @classmethod
     def resource(cls, resource: Resource) -> Purge:

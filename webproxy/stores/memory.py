@@ -3,10 +3,13 @@
 Values are kept as the Python objects they are (nothing is serialised on the hot path).
 Every method runs to completion without awaiting, so there is no lock and no thread.
 
-A value whose `sizeof` exceeds `max_bytes` is not kept; `put` still returns True for it (it
-returns False only for a generation conflict), treating it as stored and evicted at once. Any
-older entry under that key is dropped, so it cannot stand in for the newer response.
-Entries made unreadable by a purge are dropped lazily, when a `get` meets them, or evicted.
+The budget counts what `sizeof(key, value)` says holding the value costs; the proxy's
+sizeof is the entry's real footprint (`entry_cost`: its objects as `sys.getsizeof`
+measures them, the key, and `HELD_OVERHEAD` for this store's own per-entry structures,
+measured with tracemalloc by `bench/store_memory.py`). A value over `max_bytes`, or over
+`max_entry_bytes`, is not kept and `put` returns False; any older entry under that key is
+dropped, so it cannot stand in for the newer response. Entries made unreadable by a purge
+are dropped lazily, when a `get` meets them, or evicted.
 
 The generation counters are a `Generations` object: in this process by default, or in
 memory shared by every worker process (`webproxy.stores.shared`), so a purge or clear in
@@ -20,11 +23,16 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Generic
+from typing import Final, Generic
 
 from cachetools import Cache, TLRUCache
 
 from webproxy.stores.base import ALL, Found, Generations, LabelStats, StoreStats, V, check_put
+
+#: What this store spends per entry beyond the key and value themselves: the `_Held`
+#: record, its slots in the cache's dicts, TLRUCache's expiry item and heap slot, the
+#: generation tuple. Measured by `bench/store_memory.py` (tracemalloc), rounded up.
+HELD_OVERHEAD: Final = 600
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,11 +75,13 @@ class MemoryStore(Generic[V]):
     def __init__(
         self,
         max_bytes: int,
-        sizeof: Callable[[V], int],
+        sizeof: Callable[[str, V], int],
         timer: Callable[[], float] = time.monotonic,
         generations: Generations | None = None,
+        max_entry_bytes: int | None = None,
     ) -> None:
         self._max_bytes = max_bytes
+        self._max_entry_bytes = min(max_bytes, max_entry_bytes or max_bytes)
         self._sizeof = sizeof
         self._cache: TLRUCache[str, _Held[V], float] = TLRUCache(max_bytes, _expires, timer, _size)
         self._generations = generations if generations is not None else LocalGenerations()
@@ -101,10 +111,10 @@ class MemoryStore(Generic[V]):
         check_put(names, generation, keep)
         if self._generations.read(names) != generation:
             return False
-        size = self._sizeof(value)
-        if size > self._max_bytes:
+        size = self._sizeof(key, value)
+        if size > self._max_entry_bytes:
             self._drop(key)
-            return True
+            return False
         self._cache[key] = _Held(value, label, names, generation, keep, size)
         return True
 

@@ -153,7 +153,8 @@ class RedisStore(Generic[V]):
     """A CacheStore in Redis, shared by every replica using the same `prefix`.
 
     The client (see `make_redis_client`, ``decode_responses=False``) belongs to its maker, who
-    closes it; `close` leaves it open. `decode` raises ValueError for bytes it cannot read;
+    closes it; `close` leaves it open. An entry whose stored form is over `max_entry_bytes`
+    is refused (`put` returns False). `decode` raises ValueError for bytes it cannot read;
     such an entry reads as missing and is deleted best-effort.
     """
 
@@ -164,8 +165,10 @@ class RedisStore(Generic[V]):
         prefix: str,
         encode: Callable[[V], bytes],
         decode: Callable[[bytes], V],
+        max_entry_bytes: int | None = None,
     ) -> None:
         self._client = client
+        self._max_entry_bytes = max_entry_bytes
         self._prefix = prefix
         self._encode = encode
         self._decode = decode
@@ -219,6 +222,8 @@ class RedisStore(Generic[V]):
         names = tuple(counters)
         check_put(names, generation, keep)
         blob = _pack(_Header(label, names, generation), self._encode(value))
+        if self._max_entry_bytes is not None and len(blob) > self._max_entry_bytes:
+            return False
         keys = [self._entry_key(key), *map(self._gen_key, names)]
         args: list[bytes | int | str] = [
             blob,
