@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sys
 import time
 import uuid
 import weakref
@@ -40,7 +39,7 @@ from webproxy.appkeys import (
     websockets_key,
     worker_key,
 )
-from webproxy.cache.entry import CachedResponse, decode_entry, encode_entry
+from webproxy.cache.entry import CachedResponse, allocated, decode_entry, encode_entry
 from webproxy.cached import Outcome, flights_key
 from webproxy.coalesce import Flights
 from webproxy.config import Settings
@@ -251,7 +250,7 @@ async def _close_websockets(app: web.Application) -> None:
 
 def entry_cost(key: str, entry: CachedResponse) -> int:
     """What keeping `entry` under `key` costs the memory store, in bytes of memory."""
-    return HELD_OVERHEAD + sys.getsizeof(key) + entry.footprint
+    return HELD_OVERHEAD + allocated(key) + entry.footprint
 
 
 def _share_from(proxy_app: web.Application) -> Callable[[web.Application], Awaitable[None]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 from dataclasses import dataclass
 from pathlib import Path
@@ -169,3 +170,24 @@ async def test_admin_reload_reports_and_refuses_a_broken_file(sim: Sim, tmp_path
             assert r.status == 200  # still serving with the old configuration
         served.signal(signal.SIGTERM)
         assert await served.exit_code() == 0
+
+
+async def test_sigterm_ends_within_the_grace_with_a_long_poll_held_and_says_so(
+    slow_upstream: SlowUpstream,
+) -> None:
+    grace = 2.0
+    env = {"WEBPROXY_SERVER_SHUTDOWN_GRACE": str(grace)}
+    async with serving(["--upstream", slow_upstream.url], env) as served:
+        async with aiohttp.ClientSession() as client:
+            poll = asyncio.create_task(_read(client, "POST", f"{served.proxy}/http-bind/"))
+            async with asyncio.timeout(10):
+                await slow_upstream.arrived.acquire()  # held upstream until the test ends
+            served.signal(signal.SIGTERM)
+            # aiohttp's own shutdown waits the grace twice; ours, the grace and a second
+            assert await served.exit_code(within=grace + 1.5) == 0
+            with contextlib.suppress(aiohttp.ClientError):
+                await poll  # cut at the grace
+        slow_upstream.release.set()
+    draining = [line for line in served.stderr if "draining: waiting" in line]
+    assert len(draining) == 1
+    assert "1 requests in flight (1 long polls)" in draining[0]

@@ -64,3 +64,18 @@ async def test_json_access_lines_describe_each_request_and_hold_no_secret(sim: S
     }
     everything = "".join(served.stderr) + scrape
     assert not [secret for secret in secrets if secret in everything]
+
+
+async def test_a_client_cannot_write_a_log_line_or_a_terminal_escape() -> None:
+    forged = "%0d%0a2026-12-02 04:00:00,000 INFO webproxy.admin: cache cleared by admin%1b[31m"
+    args = ["--upstream", "http://127.0.0.1:9"]  # refused: every request is logged as a 502
+    async with serving(args) as served, aiohttp.ClientSession() as client:
+        async with client.get(f"{served.proxy}/finesse/api/User/1{forged}") as response:
+            assert response.status == 502
+        served.signal(signal.SIGTERM)
+        assert await served.exit_code() == 0
+    lines = "".join(served.stderr).splitlines()
+    assert not any(line.startswith("2026-12-02 04:00:00") for line in lines)
+    assert not any("\x1b" in line or "\r" in line for line in lines)
+    (warning,) = [line for line in lines if "-> 502" in line]
+    assert "%0d%0a" in warning.lower()  # the target as sent, still encoded

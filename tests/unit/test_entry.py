@@ -47,9 +47,15 @@ def test_body_is_stored_raw_not_base64() -> None:
     assert len(data) < len(body) + 200
 
 
-def test_size_counts_body_and_headers() -> None:
-    entry = CachedResponse(200, (("Ab", "cde"),), b"12345", 1.0, 1.0, TEAM)
-    assert entry.size == 5 + 2 + 3 + 4
+def test_footprint_grows_with_every_part_an_entry_holds() -> None:
+    bare = CachedResponse(200, (), b"", 1.0, 1.0, TEAM)
+    body = CachedResponse(200, (), b"x" * 1000, 1.0, 1.0, TEAM)
+    headers = CachedResponse(200, (("X-" + "h" * 500, "v" * 500),), b"", 1.0, 1.0, TEAM)
+    vary = CachedResponse(200, (), b"", 1.0, 1.0, TEAM, vary=(("x-a", ("v" * 700,)),))
+    assert body.footprint >= bare.footprint + 1000
+    assert headers.footprint >= bare.footprint + 1000
+    assert vary.footprint >= bare.footprint + 700
+    assert bare.footprint % 16 == 0
 
 
 def _frame(meta: object, body: bytes = b"", version: int = FORMAT_VERSION) -> bytes:

@@ -36,32 +36,33 @@ class CachedResponse:
     """The request's values of the headers the response's ``Vary`` named (see keys)."""
 
     @property
-    def size(self) -> int:
-        """Body length plus a rough size of the headers (name, value, ``": "`` and CRLF)."""
-        return len(self.body) + sum(len(name) + len(value) + 4 for name, value in self.headers)
-
-    @property
     def footprint(self) -> int:
-        """What this entry's own objects take in memory, as `sys.getsizeof` counts them: the
-        record, the body, every header and Vary tuple and string (the shared Scope aside)."""
-        size = sys.getsizeof(self) + sys.getsizeof(self.body)
+        """What this entry's own objects take in memory: the record, the body, every header
+        and Vary tuple and string (the shared Scope aside), each as `sys.getsizeof` counts
+        it, rounded up to the allocator's 16-byte blocks."""
+        size = allocated(self) + allocated(self.body)
         size += _tuple_cost(self.headers, _pair_cost)
         size += _tuple_cost(self.vary, lambda item: _tuple_cost(item, _text_cost))
         return size
 
 
+def allocated(item: object) -> int:
+    """`sys.getsizeof(item)` rounded up to a 16-byte block, as CPython allocates it."""
+    return (sys.getsizeof(item) + 15) & ~15
+
+
 def _text_cost(item: object) -> int:
     if isinstance(item, tuple):
         return _tuple_cost(item, _text_cost)
-    return sys.getsizeof(item)
+    return allocated(item)
 
 
 def _pair_cost(pair: tuple[str, str]) -> int:
-    return sys.getsizeof(pair) + sys.getsizeof(pair[0]) + sys.getsizeof(pair[1])
+    return allocated(pair) + allocated(pair[0]) + allocated(pair[1])
 
 
 def _tuple_cost(items: tuple[T, ...], cost: Callable[[T], int]) -> int:
-    return sys.getsizeof(items) + sum(cost(item) for item in items)
+    return allocated(items) + sum(cost(item) for item in items)
 
 
 def encode_entry(entry: CachedResponse) -> bytes:

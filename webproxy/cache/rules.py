@@ -91,7 +91,7 @@ class Scope:
     @property
     def label(self) -> str:
         """A bounded metric/stats label: the resource name (never the team id)."""
-        return str(self.resource)
+        return self.resource.value  # one shared string, not a new one per call
 
 
 @dataclass(frozen=True, slots=True)

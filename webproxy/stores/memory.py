@@ -30,9 +30,11 @@ from cachetools import Cache, TLRUCache
 from webproxy.stores.base import ALL, Found, Generations, LabelStats, StoreStats, V, check_put
 
 #: What this store spends per entry beyond the key and value themselves: the `_Held`
-#: record, its slots in the cache's dicts, TLRUCache's expiry item and heap slot, the
-#: generation tuple. Measured by `bench/store_memory.py` (tracemalloc), rounded up.
-HELD_OVERHEAD: Final = 600
+#: record and its size int, the generation tuple, the entry's slots in the cache's two
+#: dicts and its LRU links, TLRUCache's expiry item and heap slot (kept up to twice over
+#: for evicted entries until the heap is compacted). Measured under eviction churn by
+#: `bench/store_memory.py` (tracemalloc), rounded up.
+HELD_OVERHEAD: Final = 640
 
 
 @dataclass(frozen=True, slots=True)
