@@ -563,8 +563,7 @@ async def test_one_address_gets_its_share_of_upstream_connections_then_429(
         limits(backend.url, {"connect_timeout": 0.5}, max_upstream_per_client=4)
     )
     requests = [
-        asyncio.create_task(proxy.client.get("/finesse/api/Held", headers=AGENT))
-        for _ in range(10)
+        asyncio.create_task(proxy.client.get("/finesse/api/Held", headers=AGENT)) for _ in range(10)
     ]
     await eventually(lambda: backend.held == 4)
     assert await sign_ins_from(proxy, "127.0.0.2") == [200]
@@ -609,10 +608,11 @@ async def test_three_hundred_slow_body_senders_from_one_address_do_not_stop_sign
                     raw.writer.write(b"x")
 
     trickling = asyncio.create_task(trickle())
+    answers: list[asyncio.Task[tuple[int, bytes]]] = []
     try:
         await eventually(lambda: backend.uploads_open == share)
         assert await sign_ins_from(proxy, "127.0.0.3", times=10) == [200] * 10
-        answers = [asyncio.create_task(raw.answer(within=10)) for raw in slow]
+        answers += [asyncio.create_task(raw.answer(within=10)) for raw in slow]
         await eventually(lambda: sum(a.done() for a in answers) >= senders - share, within=10)
         statuses = [a.result()[0] for a in answers if a.done() and not a.exception()]
         assert statuses == [429] * (senders - share)
@@ -823,7 +823,11 @@ async def expecting(backend: Backend, start_proxy: ProxyFactory) -> Proxy:
             id="body-over-max_body_bytes",
         ),
         pytest.param(
-            head("PUT http://evil.example/echo HTTP/1.1", "Content-Length: 10", "Expect: 100-continue"),
+            head(
+                "PUT http://evil.example/echo HTTP/1.1",
+                "Content-Length: 10",
+                "Expect: 100-continue",
+            ),
             400,
             id="absolute-form-target",
         ),
@@ -840,14 +844,14 @@ async def test_a_refused_request_gets_its_refusal_without_a_100_continue_first(
     await signs_in(expecting)
 
 
-@pytest.mark.parametrize("size", [pytest.param(100, id="buffered"), pytest.param(5000, id="streamed")])
+@pytest.mark.parametrize(
+    "size", [pytest.param(100, id="buffered"), pytest.param(5000, id="streamed")]
+)
 async def test_an_accepted_put_gets_100_continue_and_then_its_answer(
     expecting: Proxy, dial: Dial, size: int
 ) -> None:
     client = await dial(where(expecting))
-    await client.send(
-        head("PUT /echo HTTP/1.1", f"Content-Length: {size}", "Expect: 100-continue")
-    )
+    await client.send(head("PUT /echo HTTP/1.1", f"Content-Length: {size}", "Expect: 100-continue"))
     async with asyncio.timeout(5):
         interim = await client.reader.readuntil(b"\r\n\r\n")
     assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
