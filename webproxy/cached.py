@@ -67,12 +67,16 @@ class Outcome:
 flights_key = web.AppKey("flights", Flights[Outcome])
 
 
-async def serve_cached(request: web.Request, scope: Scope, path: str) -> web.StreamResponse:
+async def serve_cached(
+    request: web.Request, scope: Scope, path: str, query: str
+) -> web.StreamResponse:
+    """`path` as Finesse reads it; `query` exactly as the client sent it (never decoded:
+    two queries Finesse reads apart never share a key)."""
     app = request.app
-    key = build_key(path, request.query_string, request.headers)
+    key = build_key(path, query, request.headers)
     if len(key) > app[settings_key].current.cache.max_key_bytes:
         return await _fetch_alone(request, scope, key, None, Lookup.UNCACHEABLE, False)
-    bypass = wants_bypass(request.query_string)
+    bypass = wants_bypass(query)
     allowed = _allowed(request, scope)
     try:
         found = await app[store_key].get(key, scope.counters)

@@ -22,7 +22,7 @@ from webproxy.appkeys import (
     upstream_key,
     upstream_seconds_key,
 )
-from webproxy.cache.keys import canonical_path
+from webproxy.cache.routing import read_path
 from webproxy.cache.rules import (
     API_PREFIX,
     WRITE_METHODS,
@@ -51,13 +51,13 @@ log = logging.getLogger("webproxy.upstream")
 async def proxy(request: web.Request) -> web.StreamResponse:
     """Cached resources first (the hot path), then sign-in reads, upgrades, everything else."""
     settings = request.app[settings_key].current
-    raw_path = request.raw_path.partition("?")[0]
+    raw_path, _, query = request.raw_path.partition("?")
     if request.method == "GET" and settings.cache.enabled:
-        path = canonical_path(raw_path)
+        path = read_path(raw_path)
         if path is not None:
-            scope = match_cached(path, media_domain_path=settings.cache.media_domain_path)
-            if scope is not None:
-                return await serve_cached(request, scope, path)
+            cached = match_cached(path, media_domain_path=settings.cache.media_domain_path)
+            if cached is not None:
+                return await serve_cached(request, cached[0], cached[1], query)
             user = USER_PATH.match(path)
             if user is not None and "Authorization" in request.headers:
                 return await sign_in(request, user.group(1))

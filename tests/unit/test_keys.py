@@ -1,4 +1,4 @@
-"""Cache keys: canonical paths, the query minus ignored parameters, Accept/Range, Vary."""
+"""Cache keys: the query minus ignored parameters, Accept/Range, Vary."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from multidict import CIMultiDict
 from webproxy.cache.keys import (
     HeaderValues,
     build_key,
-    canonical_path,
     canonical_query,
     select_headers,
     vary_matches,
@@ -18,57 +17,6 @@ from webproxy.cache.keys import (
 )
 
 PATH = "/finesse/api/TeamResource/5000/ReasonCodes"
-
-
-@pytest.mark.parametrize(
-    "path",
-    [
-        "/",
-        "/finesse/api/ChatConfig",
-        "/finesse/api/TeamResource/5000/ReasonCodes",
-        "/finesse/api/TeamResource/team_A-1/PhoneBooks",
-        "/http-bind/",
-        "/ws/",
-        "/finesse/api/.well-known",
-        "/finesse/api/a..b",
-        "/finesse/api/x=1,y+z~!$&'()*@:",
-    ],
-)
-def test_canonical_path_accepts(path: str) -> None:
-    assert canonical_path(path) == path
-
-
-@pytest.mark.parametrize(
-    "path",
-    [
-        "",
-        "finesse/api/ChatConfig",
-        "//finesse/api/ChatConfig",
-        "/finesse//api/ChatConfig",
-        "/finesse/api/ChatConfig//",
-        "/finesse/./api/ChatConfig",
-        "/finesse/api/x/../ChatConfig",
-        "/finesse/api/ChatConfig/.",
-        "/finesse/api/ChatConfig/..",
-        "/finesse/api/%43hatConfig",
-        "/finesse/api/ChatConfig%2F",
-        "/finesse/api/x%2e%2e/ChatConfig",
-        "/finesse/api\\ChatConfig",
-        "/finesse/api/ChatConfig;jsessionid=ABC",
-        "/finesse/api/Chat Config",
-        "/finesse/api/ChatConfig\t",
-        "/finesse/api/ChatConfig\n",
-        "/finesse/api/ChatConfig\x00",
-        "/finesse/api/ChatConfig\x7f",
-        "/finesse/api/ChatConfig?x=1",
-        "/finesse/api/ChatConfig#top",
-        "/finesse/api/Chätconfig",
-        "/finesse/api/ChatConfig\uff0f",
-    ],
-    ids=repr,
-)
-def test_canonical_path_refuses(path: str) -> None:
-    assert canonical_path(path) is None
 
 
 @pytest.mark.parametrize(

@@ -49,8 +49,14 @@ def write_id(value: object) -> str:
         ("/finesse/api/TeamResource/5000/Workflows", team("5000")),
         ("/finesse/api/TeamResource/5000/MediaPropertiesLayouts", team("5000")),
         ("/finesse/api/TeamResource/5000/LayoutConfig", team("5000")),
-        ("/finesse/api/TeamResource/team_A-1/Anything", team("team_A-1")),
-        ("/finesse/api/TeamResource/" + "9" * 64 + "/ReasonCodes", team("9" * 64)),
+        ("/finesse/api/TeamResource/5000/Anything", team("5000")),
+        ("/finesse/api/TeamResource/+5000/ReasonCodes", team("5000")),
+        ("/finesse/api/TeamResource/05000/ReasonCodes", team("5000")),
+        ("/finesse/api/TeamResource/+05000/ReasonCodes", team("5000")),
+        ("/finesse/api/TeamResource/-1/ReasonCodes", team("-1")),
+        ("/finesse/api/TeamResource/2147483647/ReasonCodes", team("2147483647")),
+        ("/finesse/api/TeamResource/2147483648/ReasonCodes", None),
+        ("/finesse/api/TeamResource/team_A-1/Anything", None),
         ("/finesse/api/TeamResource/" + "9" * 65 + "/ReasonCodes", None),
         ("/finesse/api/TeamResource/5000", None),
         ("/finesse/api/TeamResource/5000/", None),
@@ -76,7 +82,17 @@ def write_id(value: object) -> str:
     ids=match_id,
 )
 def test_match_cached(path: str, expected: Scope | None) -> None:
-    assert match_cached(path, media_domain_path=MEDIA) == expected
+    found = match_cached(path, media_domain_path=MEDIA)
+    assert (found[0] if found is not None else None) == expected
+
+
+@pytest.mark.parametrize("spelling", ["5000", "05000", "+5000", "+0005000"])
+def test_a_team_resource_is_keyed_by_the_team_finesse_reads(spelling: str) -> None:
+    path = f"/finesse/api/TeamResource/{spelling}/ReasonCodes"
+    assert match_cached(path, media_domain_path=MEDIA) == (
+        team("5000"),
+        "/finesse/api/TeamResource/5000/ReasonCodes",
+    )
 
 
 @pytest.mark.parametrize(
@@ -93,7 +109,8 @@ def test_match_cached(path: str, expected: Scope | None) -> None:
 def test_match_cached_uses_the_configured_media_domain_path(
     media_domain_path: str, path: str, expected: Scope | None
 ) -> None:
-    assert match_cached(path, media_domain_path=media_domain_path) == expected
+    found = match_cached(path, media_domain_path=media_domain_path)
+    assert found == (None if expected is None else (expected, path))
 
 
 @pytest.mark.parametrize(
@@ -151,13 +168,23 @@ def test_match_cached_uses_the_configured_media_domain_path(
         ("PUT", "/finesse/api/Dialog/1", 202, ()),
         ("POST", "/finesse/api/TeamMessage", 200, ()),
         ("POST", "/http-bind/", 200, ()),
-        ("POST", "/finesse//api/ReasonCode/1", 200, (Purge.everything(),)),
-        ("POST", "/finesse/api/%52easonCode/1", 200, (Purge.everything(),)),
-        ("PUT", "/finesse/api/./ChatConfig", 200, (Purge.everything(),)),
-        ("PUT", "/finesse/x/../api/ChatConfig", 200, (Purge.everything(),)),
-        ("PUT", "/finesse/api/ChatConfig;jsessionid=1", 200, (Purge.everything(),)),
+        ("POST", "/finesse//api/ReasonCode/1", 200, (TEAMS,)),
+        ("POST", "/finesse/api/%52easonCode/1", 200, (TEAMS,)),
+        ("PUT", "/finesse/api/./ChatConfig", 200, (Purge.resource(Resource.CHAT_CONFIG),)),
+        ("PUT", "/finesse/x/../api/ChatConfig", 200, (Purge.resource(Resource.CHAT_CONFIG),)),
+        (
+            "PUT",
+            "/finesse/api/ChatConfig;jsessionid=1",
+            200,
+            (Purge.resource(Resource.CHAT_CONFIG),),
+        ),
         ("PUT", "/x/..%2Ffinesse/api/ChatConfig", 200, (Purge.everything(),)),
-        ("PUT", "/finesse/api/ChatConfig;jsessionid=1", None, (Purge.everything(),)),
+        (
+            "PUT",
+            "/finesse/api/ChatConfig;jsessionid=1",
+            None,
+            (Purge.resource(Resource.CHAT_CONFIG),),
+        ),
         ("PUT", "/finesse/api/ChatConfig;jsessionid=1", 401, ()),
     ],
     ids=write_id,
@@ -266,11 +293,16 @@ def test_purge_team_refuses_ids_no_entry_can_have(team_id: str) -> None:
 @pytest.mark.parametrize(
     ("path", "expected"),
     [
-        ("/finesse//api/ReasonCode/1", (Purge.everything(),)),
-        ("/finesse/x/../api/ReasonCode", (Purge.everything(),)),
-        ("/%66inesse/api/ReasonCode", (Purge.everything(),)),
+        ("/finesse//api/ReasonCode/1", (TEAMS,)),
+        ("/finesse/x/../api/ReasonCode", (TEAMS,)),
+        ("/%66inesse/api/ReasonCode", (TEAMS,)),
+        ("/finesse/api/Team/%2B1/ReasonCodes", (Purge.team("1"),)),
+        ("/finesse/api/Team/5000;x=1/ReasonCodes;y", (Purge.team("5000"),)),
+        ("/Finesse;jsessionid=1/API/ReasonCode", (TEAMS,)),
         ("/%2566inesse/api/ReasonCode", (Purge.everything(),)),
-        ("/Finesse;jsessionid=1/API/ReasonCode", (Purge.everything(),)),
+        ("/finesse/api/Team/5000%2FReasonCodes", (Purge.everything(),)),
+        ("/finesse/api/Team/5000%5CReasonCodes", (Purge.everything(),)),
+        ("/finesse/api/Team/abc/ReasonCodes", (TEAMS,)),
         ("/desktop/%41", ()),
         ("/desktop//login", ()),
         ("/http-bind/%20", ()),
@@ -279,32 +311,38 @@ def test_purge_team_refuses_ids_no_entry_can_have(team_id: str) -> None:
         "double-slash",
         "dot-dot",
         "encoded-letter",
-        "double-encoded",
+        "encoded-plus-team",
+        "path-params",
         "path-param-and-case",
+        "double-encoded-is-ambiguous",
+        "encoded-slash-is-ambiguous",
+        "encoded-backslash-is-ambiguous",
+        "team-finesse-cannot-read",
         "desktop-encoded",
         "desktop-double-slash",
         "http-bind",
     ],
 )
-def test_a_non_canonical_write_purges_everything_only_if_it_could_reach_the_api(
+def test_a_write_purges_what_finesse_reads_and_everything_when_that_is_unsure(
     path: str, expected: tuple[Purge, ...]
 ) -> None:
     assert purges_for_write("POST", path, 200, media_domain_path=MEDIA) == expected
 
 
-def test_team_ids_with_leading_zeros_are_neither_cached_nor_missed_by_purges() -> None:
-    assert (
-        match_cached("/finesse/api/TeamResource/05000/ReasonCodes", media_domain_path=MEDIA) is None
+@pytest.mark.parametrize("spelling", ["5000", "05000", "+5000", "+05000"])
+def test_every_spelling_of_a_team_id_reads_and_purges_that_team(spelling: str) -> None:
+    found = match_cached(
+        f"/finesse/api/TeamResource/{spelling}/ReasonCodes", media_domain_path=MEDIA
     )
+    assert found is not None and found[0] == team("5000")
     assert purges_for_write(
-        "PUT", "/finesse/api/Team/05000/ReasonCodes", 200, media_domain_path=MEDIA
+        "PUT", f"/finesse/api/Team/{spelling}/ReasonCodes", 200, media_domain_path=MEDIA
     ) == (Purge.team("5000"),)
-    assert Purge.team("007") == Purge.team("7")
+    assert Purge.team(spelling) == Purge.team("5000")
 
 
 def test_any_number_of_team_ids_shares_a_bounded_set_of_counters() -> None:
-    names = {Purge.team(str(team)).counter for team in range(1, 100_000, 7)}
-    names |= {Purge.team(f"x{team}").counter for team in range(10_000)}
+    names = {Purge.team(str(team)).counter for team in range(-50_000, 100_000, 7)}
     assert len(names) <= TEAM_SLOTS
 
 

@@ -1,4 +1,4 @@
-"""Cache keys: the canonical path, the query minus what Finesse ignores, and keyed headers.
+"""Cache keys: the path Finesse reads, the query minus what Finesse ignores, keyed headers.
 
 A key holds exactly what changes Finesse's answer, per the contract: the path, the query
 without ``nocache`` and ``bypassServerCache``, and the request's ``Accept`` and ``Range``.
@@ -23,28 +23,6 @@ BYPASS_PARAM: Final = "bypassServerCache"
 
 HeaderValues = tuple[tuple[str, tuple[str, ...]], ...]
 """Request header values by lower-case name, each with every field line the client sent."""
-
-_FORBIDDEN_IN_PATH: Final = (" ", "%", ";", "\\", "?", "#")
-
-
-def canonical_path(raw_path: str) -> str | None:
-    """Return `raw_path` (exactly as the client sent it) if it is canonical, else None.
-
-    Canonical: starts with ``/``; printable ASCII without spaces; no percent-encoding, no
-    backslash, no ``;`` path parameters, no ``?``/``#``; no empty segment (``//``) and no
-    ``.`` or ``..`` segment. One trailing ``/`` is allowed (it is not an empty segment in
-    the ``//`` sense; cached paths never end in ``/``, so such requests are simply not
-    cached). For None the caller forwards without caching: Tomcat decodes, merges and
-    resolves such paths in ways we would have to guess, and guessing wrong would serve one
-    resource's entry for another. Refusing costs only a cache miss; Finesse still answers.
-    """
-    if not raw_path.startswith("/") or not raw_path.isascii() or not raw_path.isprintable():
-        return None
-    if any(ch in raw_path for ch in _FORBIDDEN_IN_PATH) or "//" in raw_path:
-        return None
-    if "/." in raw_path and any(seg in (".", "..") for seg in raw_path.split("/")):
-        return None
-    return raw_path
 
 
 def _param_name(pair: str) -> str:

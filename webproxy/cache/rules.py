@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import posixpath
 import re
-import zlib
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import lru_cache
 from typing import Final
 from urllib.parse import unquote
 
-from webproxy.cache.keys import canonical_path
+from webproxy.cache.routing import java_int, read_path
 
 API_PREFIX: Final = "/finesse/api/"
 DEFAULT_MEDIA_DOMAIN_PATH: Final = "/finesse/api/MediaDomains"
@@ -23,32 +22,33 @@ TEAM_SLOTS: Final = 4096
 """Team generation counters: team ids come from requests, so they share a fixed number
 of counters (`team_counter`) and no client can make the store hold more."""
 
-_TEAM_ID: Final = "[A-Za-z0-9_-]{1,64}"
-_TEAM_ID_RE: Final = re.compile(_TEAM_ID)
-#: What the proxy caches under: no leading zero before a digit, so `05000` (which Finesse may
-#: read as team 5000) is never an entry that a purge of team `5000` would miss.
-_CACHED_TEAM_ID: Final = f"(?!0[0-9]){_TEAM_ID}"
+#: A team id segment as written: anything up to the next slash. Finesse reads it with
+#: ``Integer.parseInt`` (`java_int`): `5000`, `05000`, `+5000` are all team 5000.
+_TEAM_SEGMENT: Final = "[^/]{1,64}"
 
 
 def valid_team_id(team: str) -> bool:
-    """True for a team id the proxy caches under: 1-64 of ``A-Z a-z 0-9 _ -``."""
-    return _TEAM_ID_RE.fullmatch(team) is not None
+    """True for a team id Finesse can read: an int as ``Integer.parseInt`` takes it."""
+    return java_int(team) is not None
 
 
 def canonical_team(team: str) -> str:
-    """A numeric id without its leading zeros (`05000` -> `5000`); others as they are."""
-    return str(int(team)) if team.isdigit() else team
+    """A team id as Finesse reads it, in decimal (`05000`, `+5000` -> `5000`); ValueError
+    for one it can't read."""
+    number = java_int(team)
+    if number is None:
+        raise ValueError(f"not a team id: {team!r}")
+    return str(number)
 
 
 def team_counter(team: str) -> str:
     """The generation counter of a (canonical) team id: one of `TEAM_SLOTS`.
 
-    Numeric ids take their value modulo the slots, so teams 1 to 4096 (any 4096
-    consecutive ids) never share one; others hash. Sharing only means a purge of one team
-    also purges the other: a miss, never a stale entry.
+    Ids take their value modulo the slots, so any 4096 consecutive ids never share one.
+    Sharing only means a purge of one team also purges the other: a miss, never a stale
+    entry.
     """
-    slot = int(team) if team.isdigit() else zlib.crc32(team.encode())
-    return f"team:{slot % TEAM_SLOTS}"
+    return f"team:{int(team) % TEAM_SLOTS}"
 
 
 class Resource(StrEnum):
@@ -80,12 +80,12 @@ class Scope:
     def __post_init__(self) -> None:
         if (self.resource is Resource.TEAM_RESOURCE) != (self.team is not None):
             raise ValueError(f"a team is required for TeamResource and only for it: {self!r}")
-        if self.team is not None and not valid_team_id(self.team):
-            raise ValueError(f"invalid team id {self.team!r}")
+        if self.team is not None and canonical_team(self.team) != self.team:
+            raise ValueError(f"a Scope's team id must be canonical, got {self.team!r}")
         if self.team is None:
             counters: tuple[str, ...] = (ALL_COUNTER, f"resource:{self.resource}")
         else:
-            counters = (ALL_COUNTER, TEAMS_COUNTER, team_counter(canonical_team(self.team)))
+            counters = (ALL_COUNTER, TEAMS_COUNTER, team_counter(self.team))
         object.__setattr__(self, "counters", counters)
 
     @property
@@ -131,12 +131,21 @@ class CachedRoute:
     pattern: re.Pattern[str]
     """Fully matched; a ``team`` group makes the scope that team's."""
 
-    def scope_for(self, path: str) -> Scope | None:
+    def match(self, path: str) -> tuple[Scope, str] | None:
+        """The scope of `path`, and the path with its team id as Finesse reads it."""
         match = self.pattern.fullmatch(path)
         if match is None:
             return None
-        team = match["team"] if "team" in self.pattern.groupindex else None
-        return _scope(self.resource, team)
+        if "team" not in self.pattern.groupindex:
+            return _scope(self.resource, None), path
+        team = java_int(match["team"])
+        if team is None:
+            return None
+        canonical = str(team)
+        if canonical != match["team"]:
+            start, end = match.span("team")
+            path = path[:start] + canonical + path[end:]
+        return _scope(self.resource, canonical), path
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,10 +157,14 @@ class WriteTrigger:
     """None: purge the team named by the pattern's ``team`` group."""
 
     def purge_for(self, path: str) -> Purge | None:
+        """A team Finesse can't read as an int purges every team: it can't be placed."""
         match = self.pattern.fullmatch(path)
         if match is None:
             return None
-        return self.purge if self.purge is not None else Purge.team(match["team"])
+        if self.purge is not None:
+            return self.purge
+        team = match["team"]
+        return Purge.team(team) if valid_team_id(team) else Purge.all_teams()
 
 
 CACHED_ROUTES: Final = (
@@ -159,7 +172,7 @@ CACHED_ROUTES: Final = (
     CachedRoute(Resource.ECC_VARIABLE_CONFIG, re.compile(r"/finesse/api/ECCVariableConfig")),
     CachedRoute(
         Resource.TEAM_RESOURCE,
-        re.compile(rf"/finesse/api/TeamResource/(?P<team>{_CACHED_TEAM_ID})/[A-Za-z]+"),
+        re.compile(rf"/finesse/api/TeamResource/(?P<team>{_TEAM_SEGMENT})/[A-Za-z]+"),
     ),
 )
 """The fixed rows; the MediaDomain row comes from config (see `cached_routes`)."""
@@ -191,7 +204,8 @@ _GLOBAL_OBJECTS: Final = f"(?:{'|'.join(GLOBAL_WRITE_OBJECTS)})"
 WRITE_TRIGGERS: Final = (
     WriteTrigger(
         re.compile(
-            rf"/finesse/api/Team/(?P<team>{_TEAM_ID})/{_TEAM_COLLECTIONS}(?:/.*)?", _WRITE_FLAGS
+            rf"/finesse/api/Team/(?P<team>{_TEAM_SEGMENT})/{_TEAM_COLLECTIONS}(?:/.*)?",
+            _WRITE_FLAGS,
         ),
         None,
     ),
@@ -225,8 +239,9 @@ def write_triggers(media_domain_path: str) -> tuple[WriteTrigger, ...]:
     return (*WRITE_TRIGGERS, WriteTrigger(pattern, Purge.resource(Resource.MEDIA_DOMAIN)))
 
 
-def match_cached(path: str, *, media_domain_path: str) -> Scope | None:
-    """The scope of a cached resource at canonical `path`, or None if it is not cached.
+def match_cached(path: str, *, media_domain_path: str) -> tuple[Scope, str] | None:
+    """The scope of a cached resource at `path` (as `read_path` gives it), and the path to
+    key it by (its team id as Finesse reads it), or None if it is not cached.
 
     Case-sensitive and exact, as Finesse routes: ``/finesse/api/chatconfig`` and
     ``/finesse/api/ChatConfig/`` are forwarded uncached.
@@ -238,21 +253,24 @@ def match_cached(path: str, *, media_domain_path: str) -> Scope | None:
     if exact is not None:
         return exact
     for route in patterned:
-        scope = route.scope_for(path)
-        if scope is not None:
-            return scope
+        found = route.match(path)
+        if found is not None:
+            return found
     return None
 
 
 @lru_cache(maxsize=8)
-def _split_routes(media_domain_path: str) -> tuple[dict[str, Scope], tuple[CachedRoute, ...]]:
+def _split_routes(
+    media_domain_path: str,
+) -> tuple[dict[str, tuple[Scope, str]], tuple[CachedRoute, ...]]:
     """The table split for the hot path: plain paths by path (one dict lookup), the rest."""
     routes = cached_routes(media_domain_path)
     literal = {
         # a pattern without groups is an escaped literal path (canonical: no backslash)
-        route.pattern.pattern.replace("\\", ""): _scope(route.resource, None)
+        path: (_scope(route.resource, None), path)
         for route in routes
         if not route.pattern.groupindex
+        for path in (route.pattern.pattern.replace("\\", ""),)
     }
     return literal, tuple(route for route in routes if route.pattern.groupindex)
 
@@ -270,16 +288,17 @@ def purges_for_write(
 
     Only POST, PUT, PATCH and DELETE purge (method compared case-insensitively). A 4xx
     purges nothing (Finesse refused the write). None (no answer: timeout, refused, reset)
-    purges like a success, because the write may have been applied. A path that
-    `canonical_path` refuses purges everything if, decoded and normalised the ways Tomcat
-    might, it could reach ``/finesse/api`` (``/finesse//api/ReasonCode/1``, ``%2e%2e``
-    tricks): we can't tell which table row it would be. Any other such path purges nothing.
+    purges like a success, because the write may have been applied. The path is read as
+    Finesse reads it (`read_path`: ``;params`` dropped, ``%XX`` decoded, ``//`` merged, dot
+    segments resolved, team ids as ints); one the model can't read with certainty purges
+    everything if, decoded and normalised the ways a router might, it could reach
+    ``/finesse/api``: we can't tell which table row it would be.
     """
     if method.upper() not in WRITE_METHODS:
         return ()
     if status is not None and 400 <= status < 500:
         return ()
-    canonical = canonical_path(path)
+    canonical = read_path(path)
     if canonical is None:
         return (Purge.everything(),) if _may_reach_api(path) else ()
     purges = (trigger.purge_for(canonical) for trigger in write_triggers(media_domain_path))
