@@ -23,14 +23,21 @@ def upstream_failure(request: web.BaseRequest, exc: UpstreamError) -> web.Respon
     return web.Response(status=status, text=f"webproxy: {text}\n")
 
 
-def incomplete(request: web.BaseRequest, exc: RequestIncomplete) -> web.Response:
-    """A request whose body did not arrive whole: 413 or 408 and the connection closed
-    (what is left of the body is not read), or, for a client that went away, nothing."""
+async def incomplete(request: web.BaseRequest, exc: RequestIncomplete) -> web.StreamResponse:
+    """A request whose body did not arrive whole: 413 or 408, sent, and the connection
+    closed at once (what is left of the body is never read: aiohttp would otherwise keep
+    reading it for its lingering time), or, for a client that went away, nothing."""
     if isinstance(exc, ClientGone):
         return client_gone()
     log.info("%s %s -> %d: %s", request.method, loggable_target(request.raw_path), exc.status, exc)
     response = refuse(exc.status, str(exc))
     response.force_close()
+    try:
+        await response.prepare(request)
+        await response.write_eof()
+    except ConnectionError:
+        return client_gone()
+    request.protocol.force_close()  # the answer is in the transport, which sends it first
     return response
 
 

@@ -93,7 +93,7 @@ async def _exchange(request: web.Request, raw_path: str) -> web.StreamResponse:
     try:
         response = await open_exchange(app[upstream_key], request, upstream_headers(request), body)
     except RequestIncomplete as exc:
-        return incomplete(request, exc)
+        return await incomplete(request, exc)
     except UpstreamError as exc:
         app[metrics_key].upstream_errors.labels(exc.kind).inc()
         await purge_after_write(request, raw_path, None)

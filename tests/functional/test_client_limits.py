@@ -17,7 +17,7 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, Protocol
 
 import aiohttp
 import pytest
@@ -207,7 +207,10 @@ class Raw:
                 await self.writer.wait_closed()
 
 
-Dial = Callable[..., Awaitable[Raw]]
+class Dial(Protocol):
+    async def __call__(
+        self, where: tuple[str, int], *, local: str | None = None, rcvbuf: int | None = None
+    ) -> Raw: ...
 
 
 @pytest.fixture
@@ -459,11 +462,11 @@ async def test_a_small_body_that_stalls_gets_408_never_reaches_finesse_and_purge
         + b"<ReasonCo"
         + b"d"
     )
-    outcome = asyncio.create_task(writer.closed())
+    outcome = asyncio.create_task(writer.answer())
     await sign_in(proxy, "10002")
     assert not outcome.done()
-    refused = await outcome
-    assert status_of(refused) == 408, refused[:200]
+    status, refused = await outcome
+    assert status == 408, refused[:200]
     assert since(started) >= timeout - 0.05
     assert f"PUT {TEAM_CODES_WRITE}" not in sim.sim.stats()
     after = await proxy.client.get(CODES, headers=AGENT)
@@ -471,6 +474,7 @@ async def test_a_small_body_that_stalls_gets_408_never_reaches_finesse_and_purge
     assert sample(proxy, "webproxy_cache_purges_total", reason="write") == 0
     assert upstream_errors(proxy) == 0
     assert sample(proxy, "webproxy_requests_total", route="api", status="408") == 1
+    assert await writer.closed(within=2) == b""  # and the connection closed after its 408
 
 
 async def test_a_streamed_body_that_stalls_gets_408_and_its_upstream_connection_is_dropped(
@@ -489,12 +493,12 @@ async def test_a_streamed_body_that_stalls_gets_408_and_its_upstream_connection_
         )
         + b"x" * 5000
     )
-    outcome = asyncio.create_task(writer.closed())
+    outcome = asyncio.create_task(writer.answer())
     await eventually(lambda: any(path == TEAM_CODES_WRITE for path, _ in backend.ports))
     await signs_in(proxy)
     assert not outcome.done()
-    refused = await outcome
-    assert status_of(refused) == 408, refused[:200]
+    status, refused = await outcome
+    assert status == 408, refused[:200]
     await eventually(lambda: len(backend.received) == 1)
     (incomplete,) = backend.received
     assert not incomplete.complete and incomplete.size <= 5000
@@ -506,6 +510,7 @@ async def test_a_streamed_body_that_stalls_gets_408_and_its_upstream_connection_
     assert after.headers["Cache-Status"].startswith("webproxy; hit")
     assert sample(proxy, "webproxy_cache_purges_total", reason="write") == 0
     assert upstream_errors(proxy) == 0
+    assert await writer.closed(within=2) == b""  # and the connection closed after its 408
 
 
 # --- server.send_timeout ------------------------------------------------------------------
@@ -562,12 +567,14 @@ async def test_one_address_gets_its_share_of_upstream_connections_then_429(
     proxy = await start_proxy(
         limits(backend.url, {"connect_timeout": 0.5}, max_upstream_per_client=4)
     )
+    started = now()
     requests = [
         asyncio.create_task(proxy.client.get("/finesse/api/Held", headers=AGENT)) for _ in range(10)
     ]
     await eventually(lambda: backend.held == 4)
     assert await sign_ins_from(proxy, "127.0.0.2") == [200]
     await eventually(lambda: sum(request.done() for request in requests) == 6)
+    assert since(started) >= 0.5 - 0.05  # they waited for a share as long as for the pool
     refused = [request.result() for request in requests if request.done()]
     assert [response.status for response in refused] == [429] * 6
     assert all(response.headers.get("Retry-After") for response in refused)
@@ -661,7 +668,7 @@ async def test_connections_past_max_client_connections_get_a_bare_503_and_are_cl
 
 # --- the descriptor limit -----------------------------------------------------------------
 
-NOFILE: Final = 256
+NOFILE: Final = 128
 
 #: `webproxy serve` with its hard and soft descriptor limits lowered first.
 UNDER_LIMIT: Final = (
@@ -711,7 +718,11 @@ async def serving_with_few_descriptors(
 async def test_past_the_descriptor_limit_healthz_and_open_connections_are_still_served(
     sim: Sim, dial: Dial
 ) -> None:
-    env = {"WEBPROXY_SERVER_CLIENT_HEADER_TIMEOUT": "2", "WEBPROXY_SERVER_SHUTDOWN_GRACE": "1"}
+    env = {
+        "WEBPROXY_SERVER_CLIENT_HEADER_TIMEOUT": "2",
+        "WEBPROXY_SERVER_SHUTDOWN_GRACE": "1",
+        "WEBPROXY_UPSTREAM_MAX_CONNECTIONS": "10",  # room for (128 - 64 - 10) / 2 clients
+    }
     async with (
         serving_with_few_descriptors(["--upstream", sim.url], env) as served,
         aiohttp.ClientSession() as session,
@@ -722,17 +733,22 @@ async def test_past_the_descriptor_limit_healthz_and_open_connections_are_still_
         await first.send(SIGN_IN)
         assert (await first.answer())[0] == 200
 
-        async def burst_one() -> bytes:
-            raw = await dial(proxy_at)
-            return await raw.closed(within=15)
-
-        burst = [asyncio.create_task(burst_one()) for _ in range(NOFILE + 44)]
-        await eventually(lambda: sum(b.done() for b in burst) >= NOFILE // 2, within=10)
+        # a shift start's burst: the connections wait in the backlog while the proxy is
+        # stopped, then it accepts them all at once, past its descriptor limit
+        served.signal(signal.SIGSTOP)
+        try:
+            dialing = [asyncio.create_task(dial(proxy_at)) for _ in range(NOFILE + 22)]
+            await asyncio.wait(dialing, timeout=2)  # a short listen queue: the rest on SIGCONT
+        finally:
+            served.signal(signal.SIGCONT)
+        burst = await asyncio.gather(*dialing)
+        outcomes_of = [asyncio.create_task(raw.closed(within=15)) for raw in burst]
+        await eventually(lambda: sum(b.done() for b in outcomes_of) >= NOFILE // 2, within=10)
         async with session.get(f"{served.admin}/healthz") as health:
             assert health.status == 200
         await first.send(SIGN_IN)
         assert (await first.answer())[0] == 200
-        outcomes = await asyncio.gather(*burst)
+        outcomes = await asyncio.gather(*outcomes_of)
         refused = [outcome for outcome in outcomes if outcome]
         assert all(status_of(outcome) == 503 for outcome in refused)
         assert len(refused) >= NOFILE // 2
@@ -860,3 +876,23 @@ async def test_an_accepted_put_gets_100_continue_and_then_its_answer(
     status, answer = await client.answer()
     assert status == 200, answer[:200]
     assert answer.endswith(body)
+
+
+async def test_a_request_over_its_share_gets_429_without_a_100_continue_first(
+    backend: Backend, start_proxy: ProxyFactory, dial: Dial
+) -> None:
+    proxy = await start_proxy(
+        limits(backend.url, {"connect_timeout": 0.3}, max_upstream_per_client=1)
+    )
+    holding = asyncio.create_task(proxy.client.get("/finesse/api/Held"))
+    await eventually(lambda: backend.held == 1)
+    client = await dial(where(proxy))  # the same address: its one share is taken
+    await client.send(
+        head("PUT /finesse/api/Upload HTTP/1.1", "Content-Length: 10", "Expect: 100-continue")
+    )
+    status, answer = await client.answer()
+    assert status == 429, answer[:200]
+    assert b"100 Continue" not in answer
+    assert backend.received == []
+    backend.release.set()
+    assert (await holding).status == 200
