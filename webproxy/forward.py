@@ -39,7 +39,17 @@ LONG_LIVED_PREFIXES: Final = ("/http-bind", "/ws")
 
 #: Request fields this hop consumes: the server side has already answered `Expect`,
 #: and the upstream's `Host` is the upstream's own (X-Forwarded-Host keeps the client's).
-CONSUMED_REQUEST_FIELDS: Final = ("host", "expect")
+#: Method and URL overrides are dropped: the method and path the proxy judged (for
+#: caching, purging, access) are the ones Finesse must run.
+CONSUMED_REQUEST_FIELDS: Final = (
+    "host",
+    "expect",
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+    "x-original-url",
+    "x-rewrite-url",
+)
 
 #: aiohttp's client would add these on its own; a proxy forwards only what the client sent.
 SKIP_AUTO_HEADERS: Final = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")

@@ -65,13 +65,22 @@ class IdentityBook:
         return self._timer()
 
     def bind(self, authorization: str, identity: Identity, *, asked_at: float) -> None:
-        """Finesse said who this credential is, to a request sent at `asked_at`."""
+        """Finesse said who this credential is, to a request sent at `asked_at`.
+
+        The newest sign-in wins: approvals this credential had for other teams' entries
+        are dropped (an agent moved to another team is served the new team's from now on,
+        and the old team's only after Finesse answers it for them again).
+        """
         digest = self.digest(authorization)
         if self._refused_since(digest, asked_at):
             return
         self._identities.pop(digest, None)  # re-inserted last: the newest is evicted last
         self._identities[digest] = (identity, self._timer() + self._ttl)
         _bound(self._identities, self._maxsize)
+        approvals = self._approvals.get(digest)
+        if approvals:
+            for scope in [s for s in approvals if s.team not in (None, identity.team_id)]:
+                del approvals[scope]
 
     def approve(self, authorization: str, scope: Scope, *, asked_at: float) -> None:
         """Finesse answered this credential for `scope`, to a request sent at `asked_at`."""

@@ -23,6 +23,11 @@ def refusal(request: web.BaseRequest, max_body_bytes: int) -> web.Response | Non
         return refuse(400, "request target must be a path (origin-form)")
     if "%" in target and BAD_PERCENT.search(target):
         return refuse(400, "invalid percent-encoding in the request target")
+    credentials = request.headers.getall("Authorization", ())
+    if len(credentials) > 1 or (credentials and "," in credentials[0]):
+        # Basic and Bearer values hold no comma: two credentials, and an upstream that
+        # reads the other one would authenticate someone the proxy did not judge
+        return refuse(400, "one Authorization header with one credential, please")
     length = request.content_length
     if length is not None and length > max_body_bytes:
         return refuse(413, f"request body larger than {max_body_bytes} bytes")

@@ -155,13 +155,18 @@ def test_basic_username(authorization: str, expected: str | None) -> None:
     assert basic_username(authorization) == expected
 
 
+SUPERVISOR_NAMED_AFTER_2001 = FinesseUser("6021", "2001", frozenset({"Agent"}), "5005")
+"""Agent 6021 whose loginName is supervisor 2001's id: 2001 reading User/6021 binds nothing."""
+
+
 @pytest.mark.parametrize(
     ("authorization", "path_user_id", "user", "expected"),
     [
         (basic("6021:pw"), "6021", AGENT, True),
-        (basic("jsmith:pw"), "6021", AGENT, True),
-        (basic("jsmith:pw"), "jsmith", AGENT, True),
-        (basic("6021:pw"), "jsmith", AGENT, True),
+        (basic("jsmith:pw"), "6021", AGENT, False),
+        (basic("jsmith:pw"), "jsmith", AGENT, False),
+        (basic("6021:pw"), "jsmith", AGENT, False),
+        (basic("2001:pw"), "6021", SUPERVISOR_NAMED_AFTER_2001, False),
         (basic("2001:pw"), "6021", AGENT, False),
         (basic("admin:pw"), "6021", AGENT, False),
         (basic("6021:pw"), "6022", AGENT, False),
@@ -174,9 +179,10 @@ def test_basic_username(authorization: str, expected: str | None) -> None:
     ],
     ids=[
         "agent-reading-self-by-id",
-        "agent-by-login-name",
-        "path-is-login-name",
-        "id-credential-login-name-path",
+        "login-name-credential-never-binds",
+        "login-name-path-never-binds",
+        "id-credential-login-name-path-never-binds",
+        "supervisor-whose-id-is-the-agents-login-name",
         "supervisor-reading-an-agent",
         "admin-reading-an-agent",
         "answer-about-someone-else",

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from webproxy.cache.access import Identity
+from webproxy.cache.routing import java_int
 
 USER_PATH: Final = re.compile(r"^/finesse/api/User/([^/\s]+)\Z")
 """A single user's URL; group 1 is the id in the path."""
@@ -90,19 +91,24 @@ def basic_username(authorization: str) -> str | None:
 def binds_identity(authorization: str, path_user_id: str, user: FinesseUser) -> bool:
     """True only when a 200 to ``GET /finesse/api/User/{path_user_id}`` describes the caller.
 
-    The answer must be about the path's user (`path_user_id` is its ``loginId`` or
-    ``loginName``) and the Basic user name must be that user (the path id, ``loginId`` or
-    ``loginName``). A supervisor or administrator reading someone else binds nothing.
-    Bearer tokens never bind: the proxy has no user claim Finesse has verified, and an
-    unverified JWT claim must not be trusted.
+    Finesse authenticates Basic credentials by the user's id, its ``loginId``
+    (shared/finesse/API.md 2.1), and REST paths name users by it too. So the path's id,
+    the answer's ``loginId`` and the Basic user name must all be one. ``loginName`` never
+    counts: one user's loginName may equal another's id, and a supervisor ``S`` reading
+    ``User/X`` whose loginName is ``S`` would otherwise bind S's credential to X's team.
+    A supervisor or administrator reading someone else binds nothing. Bearer tokens never
+    bind: the proxy has no user claim Finesse has verified.
     """
     username = basic_username(authorization)
     if username is None:
         return False
-    names = {user.login_id} if user.login_name is None else {user.login_id, user.login_name}
-    return path_user_id in names and username in names
+    return path_user_id == user.login_id == username
 
 
 def identity_of(user: FinesseUser) -> Identity:
-    """The identity a bound credential carries: the user's loginId, roles and own team."""
-    return Identity(user_id=user.login_id, roles=user.roles, team_id=user.team_id)
+    """The identity a bound credential carries: the user's loginId, roles and own team
+    (as Finesse reads a team id: `05000` is team 5000)."""
+    team = user.team_id
+    number = java_int(team) if team is not None else None
+    team = str(number) if number is not None else team
+    return Identity(user_id=user.login_id, roles=user.roles, team_id=team)
