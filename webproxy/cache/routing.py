@@ -47,13 +47,13 @@ def read_path(raw_path: str) -> str | None:
         if segment is None:
             return None
         segments.append(segment)
-    joined = "/" + "/".join(segments)
-    trailing = joined.endswith("/") and len(joined) > 1
-    normal = posixpath.normpath(joined)
-    if normal.startswith("//"):  # posixpath keeps a leading double slash
-        normal = "/" + normal.lstrip("/")
     if _climbs_above_root(segments):
         return None
+    normal = posixpath.normpath("/" + "/".join(segments))
+    if normal.startswith("//"):  # posixpath keeps a leading double slash
+        normal = "/" + normal.lstrip("/")
+    # Tomcat keeps a trailing slash, and makes one of a trailing `.` or `..`
+    trailing = segments[-1] in ("", ".", "..")
     return normal + "/" if trailing and normal != "/" else normal
 
 

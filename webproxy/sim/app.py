@@ -10,10 +10,13 @@ would; elsewhere before it.
 from __future__ import annotations
 
 import asyncio
+import warnings
 from typing import Final
+from urllib.parse import quote
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
+from yarl import URL
 
 from webproxy.sim import reply
 from webproxy.sim.auth import authenticate, caller_key
@@ -31,6 +34,7 @@ from webproxy.sim.stats import RequestStats, tracked
 from webproxy.sim.system_api import OPEN_PATHS, SystemRoutes
 from webproxy.sim.team_api import TeamRoutes
 from webproxy.sim.team_resource import TeamResourceRoutes
+from webproxy.sim.tomcat import Refused, finesse_path
 from webproxy.sim.transport import TransportRoutes
 
 MAX_BODY: Final = 8 * 1024 * 1024
@@ -83,7 +87,7 @@ class FinesseSimulator:
 
     def make_app(self) -> web.Application:
         middlewares = [count_requests, apply_faults, answer_errors, require_auth]
-        app = web.Application(middlewares=middlewares, client_max_size=MAX_BODY)
+        app = TomcatApplication(middlewares=middlewares, client_max_size=MAX_BODY)
         app[simulator_key] = self
         state = self.state
         routes = [
@@ -105,6 +109,26 @@ class FinesseSimulator:
 
 
 simulator_key: Final = web.AppKey("simulator", FinesseSimulator)
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)  # aiohttp discourages subclasses
+
+    class TomcatApplication(web.Application):
+        """Routes each request by the path Tomcat and Finesse read (`sim.tomcat`): a
+        spelling Finesse reads as another path is handled as that path; one Tomcat
+        refuses gets 400 before any handler or count."""
+
+        async def _handle(self, request: web.Request) -> web.StreamResponse:
+            raw_path, _, query = request.raw_path.partition("?")
+            try:
+                path = finesse_path(raw_path)
+            except Refused:
+                return web.Response(status=400, text="Bad Request")
+            if path != raw_path:
+                encoded = quote(path, safe="/;=+,!$&'()*:@~")
+                target = URL.build(path=encoded, query_string=query, encoded=True)
+                request = request.clone(rel_url=target)
+            return await super()._handle(request)
 
 
 def is_api(path: str) -> bool:
