@@ -137,10 +137,13 @@ class ClientProtocol(RequestHandler):
 
     def _head_part(self, data: bytes) -> int:
         """How much of `data` belongs to the head being read: up to its blank line."""
-        window = self._head_tail + data
-        ends = [at + len(mark) for mark in HEAD_ENDS if (at := window.find(mark)) >= 0]
-        self._head_tail = window[-3:]
-        return min(ends) - len(window) + len(data) if ends else len(data)
+        ends = [at + len(mark) for mark in HEAD_ENDS if (at := data.find(mark)) >= 0]
+        tail = self._head_tail
+        if tail:  # a blank line split across two reads
+            joined = tail + data[:3]
+            ends += [at + len(m) - len(tail) for m in HEAD_ENDS if (at := joined.find(m)) >= 0]
+        self._head_tail = data[-3:]
+        return min(ends) if ends else len(data)
 
     def _arm_head_timer(self) -> None:
         self._head_timer = self._loop.call_later(self._limits.header_timeout, self._head_late)
