@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import resource
 import signal
 import sys
 from collections.abc import AsyncIterator, Sequence
@@ -32,14 +33,25 @@ class Served:
 
 
 @asynccontextmanager
-async def serving(args: Sequence[str], env: dict[str, str] | None = None) -> AsyncIterator[Served]:
-    """Start `python -m webproxy serve ARGS` on free ports; kill it if the test fails."""
+async def serving(
+    args: Sequence[str], env: dict[str, str] | None = None, *, descriptors: int | None = None
+) -> AsyncIterator[Served]:
+    """Start `python -m webproxy serve ARGS` on free ports; kill it if the test fails.
+
+    `descriptors`: the process's soft and hard RLIMIT_NOFILE, set before it starts.
+    """
     environ = {k: v for k, v in os.environ.items() if not k.startswith("WEBPROXY_")}
     environ.update(env or {})
+
+    def limit_descriptors() -> None:
+        if descriptors is not None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (descriptors, descriptors))
+
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "webproxy", "serve",
         "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", *args,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=environ,
+        preexec_fn=limit_descriptors,
     )  # fmt: skip
     assert process.stdout is not None and process.stderr is not None
     try:

@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
 import socket
-import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager, suppress
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Final, Protocol
 
@@ -26,7 +24,7 @@ from pytest_aiohttp import AiohttpServer
 
 from tests.conftest import ADMIN, AGENT, Proxy, ProxyFactory, Sim, settings_for
 from tests.functional.finesse import eventually, sign_in
-from tests.functional.serving import READY, Served
+from tests.functional.serving import serving
 from webproxy.appkeys import metrics_key
 from webproxy.config import Settings
 
@@ -670,50 +668,6 @@ async def test_connections_past_max_client_connections_get_a_bare_503_and_are_cl
 
 NOFILE: Final = 128
 
-#: `webproxy serve` with its hard and soft descriptor limits lowered first.
-UNDER_LIMIT: Final = (
-    "import resource, sys\n"
-    f"resource.setrlimit(resource.RLIMIT_NOFILE, ({NOFILE}, {NOFILE}))\n"
-    "from webproxy.cli import main\n"
-    "sys.exit(main(sys.argv[1:]))\n"
-)
-
-
-@asynccontextmanager
-async def serving_with_few_descriptors(
-    args: Sequence[str], env: dict[str, str]
-) -> AsyncIterator[Served]:
-    """As `tests.functional.serving.serving`, under RLIMIT_NOFILE = NOFILE."""
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("WEBPROXY_")}
-    environ.update(env)
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", UNDER_LIMIT, "serve",
-        "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=environ,
-    )  # fmt: skip
-    assert process.stdout is not None and process.stderr is not None
-    stderr = process.stderr
-    try:
-        async with asyncio.timeout(20):
-            line = await process.stdout.readline()
-        ready = READY.search(line)
-        assert ready, f"no ready line: {line!r}"
-        served = Served(process, f"http://{ready[1].decode()}", f"http://{ready[2].decode()}")
-
-        async def collect() -> None:
-            async for text in stderr:
-                served.stderr.append(text.decode(errors="replace"))
-
-        collecting = asyncio.create_task(collect())
-        yield served
-        with suppress(TimeoutError):
-            async with asyncio.timeout(5):
-                await collecting
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-
 
 async def test_past_the_descriptor_limit_healthz_and_open_connections_are_still_served(
     sim: Sim, dial: Dial
@@ -724,7 +678,7 @@ async def test_past_the_descriptor_limit_healthz_and_open_connections_are_still_
         "WEBPROXY_UPSTREAM_MAX_CONNECTIONS": "10",  # room for (128 - 64 - 10) / 2 clients
     }
     async with (
-        serving_with_few_descriptors(["--upstream", sim.url], env) as served,
+        serving(["--upstream", sim.url], env, descriptors=NOFILE) as served,
         aiohttp.ClientSession() as session,
     ):
         host, port = served.proxy.removeprefix("http://").rsplit(":", 1)
