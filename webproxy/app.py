@@ -31,6 +31,7 @@ from webproxy.appkeys import (
     clock_key,
     identities_key,
     metrics_key,
+    repurges_key,
     settings_key,
     shares_key,
     source_key,
@@ -45,11 +46,12 @@ from webproxy.coalesce import Flights
 from webproxy.config import Settings
 from webproxy.errors import ClientGone, TooManyForClient
 from webproxy.forward import make_upstream
-from webproxy.handler import proxy, route_class
+from webproxy.handler import proxy, purge, route_class
 from webproxy.identities import IdentityBook
 from webproxy.intake import refusal
 from webproxy.logs import loggable_target
 from webproxy.metrics import Metrics
+from webproxy.repurge import Repurges
 from webproxy.shares import Shares
 from webproxy.stores.memory import HELD_OVERHEAD, MemoryStore
 from webproxy.stores.redis import RedisStore, make_redis_client
@@ -163,6 +165,7 @@ def make_proxy_app(
     )
     app.cleanup_ctx.append(_upstream_ctx)
     app.cleanup_ctx.append(_store_ctx)
+    app.cleanup_ctx.append(_repurges_ctx)
     if worker is not None:
         app.cleanup_ctx.append(_gauges_ctx)
     every = EveryTarget()
@@ -222,6 +225,15 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     finally:
         await app[store_key].close()
         await client.aclose()
+
+
+async def _repurges_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Delayed purges, cancelled at shutdown (a restart starts with nothing to owe: with
+    the memory store nothing survives it, and Redis keeps the first purge)."""
+    repurges = Repurges(lambda purges: purge(app, purges))
+    app[repurges_key] = repurges
+    yield
+    await repurges.close()
 
 
 async def _gauges_ctx(app: web.Application) -> AsyncIterator[None]:

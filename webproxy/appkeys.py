@@ -14,6 +14,7 @@ from webproxy.config import Settings
 from webproxy.forward import Upstream
 from webproxy.identities import IdentityBook
 from webproxy.metrics import Metrics
+from webproxy.repurge import Repurges
 from webproxy.shares import Shares
 from webproxy.stores.base import CacheStore, Generations
 
@@ -49,6 +50,7 @@ clock_key: web.AppKey[Clock] = web.AppKey("clock")
 source_key: web.AppKey[SettingsSource] = web.AppKey("settings_source")
 worker_key: web.AppKey[Worker | None] = web.AppKey("worker")
 shares_key = web.AppKey("shares", Shares)
+repurges_key = web.AppKey("repurges", Repurges)
 websockets_key = web.AppKey("websockets", weakref.WeakSet[web.WebSocketResponse])
 
 #: Per request, for the access log: what the cache did, and time spent waiting on Finesse.

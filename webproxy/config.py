@@ -24,6 +24,7 @@ from webproxy.settings import (
     LogFormat,
     LogLevel,
     LogSettings,
+    PurgeFailure,
     Secret,
     ServerSettings,
     Settings,
@@ -295,6 +296,7 @@ _RULES: Final[Mapping[str, Rule]] = MappingProxyType(
         "store.max_bytes": _positive_int,
         "store.timeout": _positive,
         "store.max_connections": _positive_int,
+        "store.on_purge_failure": _choice(get_args(PurgeFailure)),
         "cache.enabled": _boolean,
         "cache.identity_ttl": _positive,
         "cache.stale_if_error": _not_negative,
@@ -302,6 +304,8 @@ _RULES: Final[Mapping[str, Rule]] = MappingProxyType(
         "cache.max_entry_bytes": _positive_int,
         "cache.max_key_bytes": _positive_int,
         "cache.max_sign_in_bytes": _positive_int,
+        "cache.repurge_after": _positive,
+        "cache.repurge_every_write": _boolean,
         "cache.media_domain_path": _media_path,
         "cache.override_upstream": _resources,
         **{f"cache.ttl.{name}": _positive for name in CACHED_RESOURCES},
@@ -455,6 +459,14 @@ def _cross_check(settings: Settings, layers: _Layers) -> None:
     if server.max_head_bytes < server.max_header_bytes:
         conflicts.append(
             ("server.max_head_bytes", "server.max_header_bytes", "smaller than max_header_bytes")
+        )
+    if settings.cache.repurge_after <= settings.upstream.read_timeout:
+        conflicts.append(
+            (
+                "cache.repurge_after",
+                "upstream.read_timeout",
+                "not longer than upstream.read_timeout",
+            )
         )
     if server.body_buffer_bytes > server.max_body_bytes:
         conflicts.append(

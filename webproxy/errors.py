@@ -39,6 +39,13 @@ class ClientGone(RequestIncomplete):
     status = 499  # nginx's "client closed request": counted, never sent
 
 
+class PurgeNotRecorded(RequestIncomplete):
+    """A write's purge could not be recorded, so its last bytes were never sent upstream
+    (`store.on_purge_failure = "refuse"`)."""
+
+    status = 503
+
+
 class TooManyForClient(WebProxyError):
     """This client address already has `server.max_upstream_per_client` exchanges open."""
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Final
@@ -24,6 +24,7 @@ from webproxy.errors import (
     BodyTimeout,
     BodyTooLarge,
     ClientGone,
+    PurgeNotRecorded,
     RequestIncomplete,
     UpstreamError,
     UpstreamTimeout,
@@ -184,11 +185,17 @@ class RequestBody:
     at the first read, so only a request that passed every check before it gets one.
     """
 
-    def __init__(self, request: web.BaseRequest, limits: BodyLimits) -> None:
+    def __init__(
+        self,
+        request: web.BaseRequest,
+        limits: BodyLimits,
+        arrived: Callable[[], Awaitable[bool]] | None = None,
+    ) -> None:
         self.request = request
         self.limits = limits
-        self.complete = not request.body_exists
+        self.complete = False
         self.failure: RequestIncomplete | None = None
+        self._arrived = arrived
         expect = request.headers.get("Expect", "")
         self._continue = request.version >= (1, 1) and expect.lower() == "100-continue"
 
@@ -202,14 +209,35 @@ class RequestBody:
         return b"".join([chunk async for chunk in self.chunks()])
 
     async def chunks(self) -> AsyncIterator[bytes]:
+        """The body as it arrives; its last bytes go upstream only after `arrive` has run,
+        so nothing upstream can act on a request the proxy refuses. With a Content-Length
+        the last read is known; a chunked body is passed on one read behind."""
+        length = self.request.content_length
         received = 0
+        held = b""
         while chunk := await self._read():
             received += len(chunk)
             if received > self.limits.max_bytes:
-                raise self._failed(
-                    BodyTooLarge(f"request body larger than {self.limits.max_bytes} bytes")
-                )
-            yield chunk
+                too_large = f"request body larger than {self.limits.max_bytes} bytes"
+                raise self._failed(BodyTooLarge(too_large))
+            if length is not None:
+                if received >= length:
+                    await self.arrive()
+                yield chunk
+                continue
+            if held:
+                yield held
+            held = chunk
+        if not self.complete:
+            await self.arrive()
+        if held:
+            yield held
+
+    async def arrive(self) -> None:
+        """The request is all here: run the `arrived` check (can a write's purge be
+        recorded?) before what completes it goes upstream; `PurgeNotRecorded` if not."""
+        if self._arrived is not None and not await self._arrived():
+            raise self._failed(PurgeNotRecorded("cache store unavailable: write not sent"))
         self.complete = True
 
     async def _read(self) -> bytes:
@@ -242,6 +270,8 @@ async def open_exchange(
     data: bytes | AsyncIterator[bytes] | None = None
     if request.body_exists:
         data = await body.whole() if body.buffered else body.chunks()
+    else:
+        await body.arrive()
     try:
         with upstream_errors():
             return await upstream.session_for(request.path).request(

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
+from functools import partial
 
 from aiohttp import web
 
@@ -16,6 +18,7 @@ from webproxy.answers import answer_fetched, incomplete, upstream_failure
 from webproxy.appkeys import (
     identities_key,
     metrics_key,
+    repurges_key,
     settings_key,
     shares_key,
     store_key,
@@ -26,6 +29,7 @@ from webproxy.cache.routing import read_path
 from webproxy.cache.rules import (
     API_PREFIX,
     WRITE_METHODS,
+    Purge,
     PurgeReason,
     match_cached,
     purges_for_write,
@@ -88,7 +92,9 @@ async def forward(request: web.Request, raw_path: str) -> web.StreamResponse:
 async def _exchange(request: web.Request, raw_path: str) -> web.StreamResponse:
     app = request.app
     server = app[settings_key].current.server
-    body = RequestBody(request, BodyLimits.of(server))
+    write = request.method in WRITE_METHODS
+    arrived = partial(ready_for_write, request, raw_path) if write else None
+    body = RequestBody(request, BodyLimits.of(server), arrived)
     started = time.perf_counter()
     try:
         response = await open_exchange(app[upstream_key], request, upstream_headers(request), body)
@@ -96,7 +102,7 @@ async def _exchange(request: web.Request, raw_path: str) -> web.StreamResponse:
         return await incomplete(request, exc)
     except UpstreamError as exc:
         app[metrics_key].upstream_errors.labels(exc.kind).inc()
-        await purge_after_write(request, raw_path, None)
+        await purge_after_write(request, raw_path, None)  # sent whole: it may yet apply
         return upstream_failure(request, exc)
     seconds = time.perf_counter() - started
     request[upstream_seconds_key] = seconds
@@ -149,20 +155,62 @@ def forget(request: web.Request) -> None:
         request.app[identities_key].forget(authorization)
 
 
+async def ready_for_write(request: web.Request, raw_path: str) -> bool:
+    """Can the store record this write's purges? Asked once the write has arrived whole,
+    before Finesse has all of it.
+
+    False: it can't, and the write is refused with 503 (`store.on_purge_failure =
+    "refuse"`); with "forward" it goes on, and the store owes the purge. The purge itself
+    waits for Finesse's answer: done before it, a write Finesse refuses (anyone's, with no
+    credential at all) would empty the cache.
+    """
+    app = request.app
+    settings = app[settings_key].current
+    purges = purges_for_write(
+        request.method, raw_path, None, media_domain_path=settings.cache.media_domain_path
+    )
+    if not purges:
+        return True
+    try:
+        await app[store_key].ping()  # Redis: pays an owed clear first
+    except StoreUnavailable as exc:
+        app[metrics_key].store_errors.labels("purge").inc()
+        log.warning("store unavailable before a purging write: %s", exc)
+        return settings.store.on_purge_failure == "forward"
+    return True
+
+
 async def purge_after_write(request: web.Request, raw_path: str, status: int | None) -> None:
-    """Purge what a write changed, before its answer is relayed: no stale read follows it."""
+    """Purge what a write changed, before its answer is relayed: no stale read follows it.
+
+    `status` None: sent whole, no answer; the same purges run again after
+    `cache.repurge_after` (and after every write with `cache.repurge_every_write`).
+    """
     if request.method not in WRITE_METHODS:
         return
     app = request.app
-    media_path = app[settings_key].current.cache.media_domain_path
-    for purge in purges_for_write(request.method, raw_path, status, media_domain_path=media_path):
+    cache = app[settings_key].current.cache
+    purges = purges_for_write(
+        request.method, raw_path, status, media_domain_path=cache.media_domain_path
+    )
+    await purge(app, purges)
+    if status is None or cache.repurge_every_write:
+        app[repurges_key].schedule(purges, cache.repurge_after)
+
+
+async def purge(app: web.Application, purges: Sequence[Purge]) -> bool:
+    """Bump each purge's counter; False if the store could not (each then owes a clear)."""
+    recorded = True
+    for each in purges:
         try:
-            await app[store_key].purge(purge.counter)
+            await app[store_key].purge(each.counter)
         except StoreUnavailable as exc:
+            recorded = False
             app[metrics_key].store_errors.labels("purge").inc()
-            log.warning("purge of %s owed until the store answers: %s", purge.counter, exc)
+            log.warning("purge of %s owed until the store answers: %s", each.counter, exc)
         else:
             app[metrics_key].purges.labels(PurgeReason.WRITE).inc()
+    return recorded
 
 
 def route_class(raw_path: str) -> str:

@@ -21,6 +21,7 @@ KIB: Final = 1024
 MIB: Final = 1024 * KIB
 
 Backend: TypeAlias = Literal["memory", "redis"]
+PurgeFailure: TypeAlias = Literal["refuse", "forward"]
 LogLevel: TypeAlias = Literal["debug", "info", "warning", "error", "critical"]
 LogFormat: TypeAlias = Literal["text", "json"]
 AccessLog: TypeAlias = Literal["off", "info", "debug"]
@@ -130,6 +131,7 @@ class StoreSettings:
     max_bytes: int = 64 * MIB
     timeout: float = 0.5
     max_connections: int = 200
+    on_purge_failure: PurgeFailure = "refuse"
 
 
 def _default_ttls() -> Mapping[str, float]:
@@ -151,6 +153,8 @@ class CacheSettings:
     max_entry_bytes: int = 4 * MIB
     max_key_bytes: int = 8 * KIB
     max_sign_in_bytes: int = 1 * MIB
+    repurge_after: float = 35.0
+    repurge_every_write: bool = False
     media_domain_path: str = "/finesse/api/MediaDomains"
     override_upstream: tuple[str, ...] = ()
     ttl: Mapping[str, float] = field(default_factory=_default_ttls)

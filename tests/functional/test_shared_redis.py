@@ -18,21 +18,28 @@ NEW_CODE = (
 XML = {"Content-Type": "application/xml"}
 
 
-@pytest.fixture
-async def replicas(
-    sim: Sim, start_proxy: ProxyFactory, redis_url: str, redis_prefix: str
+async def two_replicas(
+    sim: Sim, start_proxy: ProxyFactory, redis_url: str, redis_prefix: str, **store: object
 ) -> tuple[Proxy, Proxy]:
-    store = {
+    section = {
         "backend": "redis",
         "redis_url": Secret(redis_url),
         "key_prefix": redis_prefix,
         "timeout": 2.0,
+        **store,
     }
-    settings = settings_for(sim.url, store=store)
+    settings = settings_for(sim.url, store=section)
     first, second = await start_proxy(settings), await start_proxy(settings)
     for proxy in (first, second):
         await sign_in(proxy, "10001")
     return first, second
+
+
+@pytest.fixture
+async def replicas(
+    sim: Sim, start_proxy: ProxyFactory, redis_url: str, redis_prefix: str
+) -> tuple[Proxy, Proxy]:
+    return await two_replicas(sim, start_proxy, redis_url, redis_prefix)
 
 
 async def test_replicas_share_entries(replicas: tuple[Proxy, Proxy], sim: Sim) -> None:
@@ -76,10 +83,39 @@ async def test_requests_succeed_through_finesse_while_redis_is_down(
     assert "store" in await ready.json()
 
 
-async def test_a_purge_during_an_outage_is_honoured_when_redis_returns(
-    replicas: tuple[Proxy, Proxy], sim: Sim, redis_server: RedisServer, redis_prefix: str
+async def test_a_purging_write_is_refused_before_finesse_while_redis_is_away(
+    replicas: tuple[Proxy, Proxy], sim: Sim, redis_server: RedisServer
 ) -> None:
-    first, second = replicas
+    first, _ = replicas
+    await first.client.get(CODES, headers=AGENT)
+    redis_server.stop()
+    try:
+        write = await first.client.post(
+            "/finesse/api/ReasonCode", data=NEW_CODE, headers={**ADMIN, **XML}
+        )
+        assert write.status == 503
+        assert write.headers.get("Connection") == "close"
+        assert "POST /finesse/api/ReasonCode" not in sim.sim.stats()  # never reached Finesse
+        state = await first.client.put(  # a write that purges nothing still goes through
+            "/finesse/api/User/10001",
+            data="<User><state>READY</state></User>",
+            headers={**AGENT, **XML},
+        )
+        assert state.status == 202
+    finally:
+        redis_server.start()
+
+
+async def test_with_forward_a_purge_during_an_outage_is_honoured_when_redis_returns(
+    sim: Sim,
+    start_proxy: ProxyFactory,
+    redis_server: RedisServer,
+    redis_url: str,
+    redis_prefix: str,
+) -> None:
+    first, second = await two_replicas(
+        sim, start_proxy, redis_url, redis_prefix, on_purge_failure="forward"
+    )
     await first.client.get(CODES, headers=AGENT)
     saved = await dump_keys(redis_server.url, redis_prefix)
     redis_server.stop()

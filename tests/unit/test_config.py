@@ -105,6 +105,7 @@ DEFAULTS = {
     "store.max_bytes": 64 * 1024 * 1024,
     "store.timeout": 0.5,
     "store.max_connections": 200,
+    "store.on_purge_failure": "refuse",
     "cache.enabled": True,
     "cache.identity_ttl": 300.0,
     "cache.stale_if_error": 300.0,
@@ -112,6 +113,8 @@ DEFAULTS = {
     "cache.max_entry_bytes": 4 * 1024 * 1024,
     "cache.max_key_bytes": 8 * 1024,
     "cache.max_sign_in_bytes": 1024 * 1024,
+    "cache.repurge_after": 35.0,
+    "cache.repurge_every_write": False,
     "cache.media_domain_path": "/finesse/api/MediaDomains",
     "cache.override_upstream": (),
     "cache.ttl.ChatConfig": 300.0,
@@ -641,6 +644,7 @@ def test_describe_gives_plain_data_with_secrets_masked() -> None:
         "max_bytes": 64 * 1024 * 1024,
         "timeout": 0.5,
         "max_connections": 200,
+        "on_purge_failure": "refuse",
     }
     cache = described["cache"]
     assert isinstance(cache, dict)

@@ -22,7 +22,7 @@ from webproxy.sim import reply
 from webproxy.sim.auth import authenticate, caller_key
 from webproxy.sim.config_api import config_routes
 from webproxy.sim.contact_api import ContactRoutes
-from webproxy.sim.control import ControlRoutes
+from webproxy.sim.control import AccountRoutes, ControlRoutes
 from webproxy.sim.data import SimData
 from webproxy.sim.desktop_api import DesktopRoutes
 from webproxy.sim.errors import ApiError, for_status
@@ -77,6 +77,14 @@ class FinesseSimulator:
     def reset_stats(self) -> None:
         self.counts.reset()
 
+    def set_password(self, login_id: str, password: str) -> None:
+        """Change a user's password, as PATCH /sim/users/{loginId} does."""
+        self.state.set_password(login_id, password)
+
+    def move_user(self, login_id: str, team_id: str) -> None:
+        """Move a user to another team, as PATCH /sim/users/{loginId} does."""
+        self.state.move_user(login_id, team_id)
+
     async def wait_for_requests(self, total: int) -> None:
         """Return once `total` counted requests have arrived since the last reset.
 
@@ -100,6 +108,7 @@ class FinesseSimulator:
             MessageRoutes(state),
             TransportRoutes(self.lifetime),
             ControlRoutes(self.counts, self.faults),
+            AccountRoutes(state),
         ]
         for table in routes:
             table.add_to(app.router)

@@ -120,6 +120,37 @@ class SimState:
         """Members of the given teams, in loginId order of the data."""
         return [self.users[u] for t in team_ids for u in self.members.get(t, ())]
 
+    def set_password(self, login_id: str, password: str) -> UserSpec:
+        """Change a user's password at run time: from now on only the new one is accepted.
+
+        KeyError for an unknown loginId; ValueError for an empty password.
+        """
+        if not password:
+            raise ValueError("the password must not be empty")
+        return self._replace_user(replace(self.users[login_id], password=password))
+
+    def move_user(self, login_id: str, team_id: str) -> UserSpec:
+        """Put an agent or supervisor in another team at run time (their own `teamId`;
+        a supervisor keeps the teams they supervise). Reads follow the new team at once.
+
+        KeyError for an unknown loginId; ValueError for an unknown team or an administrator.
+        """
+        user = self.users[login_id]
+        if team_id not in self.teams:
+            raise ValueError(f"unknown team {team_id!r}")
+        if user.team_id is None:
+            raise ValueError(f"{login_id} is an administrator and belongs to no team")
+        self.members[user.team_id].remove(login_id)
+        self.members[team_id].append(login_id)
+        return self._replace_user(replace(user, team_id=team_id))
+
+    def _replace_user(self, user: UserSpec) -> UserSpec:
+        """One object under both names: handlers compare the caller and target by identity."""
+        self.users[user.login_id] = user
+        self.logins[user.login_id] = user
+        self.logins[user.login_name] = user
+        return user
+
     def new_dialog_id(self) -> str:
         self.last_dialog += 1
         return str(self.last_dialog)
