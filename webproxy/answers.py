@@ -9,7 +9,7 @@ from multidict import CIMultiDict
 
 from webproxy.errors import ClientGone, RequestIncomplete, UpstreamError, UpstreamTimeout
 from webproxy.forward import Fetched
-from webproxy.logs import loggable_target
+from webproxy.logs import loggable_target, throttled
 
 log = logging.getLogger("webproxy.upstream")
 
@@ -18,7 +18,7 @@ def upstream_failure(request: web.BaseRequest, exc: UpstreamError) -> web.Respon
     """504 when the upstream was too slow, 502 when it refused or dropped the connection."""
     status = 504 if isinstance(exc, UpstreamTimeout) else 502
     target = loggable_target(request.raw_path)
-    log.warning("%s %s -> %d: %s", request.method, target, status, exc)
+    throttled.warning(log, "%s %s -> %d: %s", request.method, target, status, exc)
     text = "upstream timed out" if status == 504 else "upstream unavailable"
     return web.Response(status=status, text=f"webproxy: {text}\n")
 

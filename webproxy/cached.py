@@ -45,6 +45,7 @@ from webproxy.cache.rules import Scope
 from webproxy.coalesce import Flights
 from webproxy.errors import StoreUnavailable, UpstreamError
 from webproxy.forward import Fetched, Oversized, fetch, relay, upstream_headers
+from webproxy.logs import throttled
 
 log = logging.getLogger("webproxy.store")
 
@@ -82,7 +83,7 @@ async def serve_cached(
         found = await app[store_key].get(key, scope.counters)
     except StoreUnavailable as exc:
         app[metrics_key].store_errors.labels("get").inc()
-        log.warning("store unavailable, forwarding uncached: %s", exc)
+        throttled.warning(log, "store unavailable, forwarding uncached: %s", exc)
         return await _fetch_alone(request, scope, key, None, Lookup.UNCACHEABLE, False)
     entry = found.value if allowed and not bypass else None
     if entry is not None and not vary_matches(entry.vary, request.headers):
@@ -367,6 +368,6 @@ class Fetcher:
             )
         except StoreUnavailable as exc:
             self.app[metrics_key].store_errors.labels("put").inc()
-            log.warning("store unavailable, answer not stored: %s", exc)
+            throttled.warning(log, "store unavailable, answer not stored: %s", exc)
             stored = False
         return Outcome(fetched, shareable=True, stored=stored, upstream_seconds=seconds)

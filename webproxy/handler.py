@@ -47,6 +47,7 @@ from webproxy.forward import (
     relay,
     upstream_headers,
 )
+from webproxy.logs import throttled
 from webproxy.websocket import is_websocket_upgrade, relay_websocket
 
 log = logging.getLogger("webproxy.upstream")
@@ -175,7 +176,7 @@ async def ready_for_write(request: web.Request, raw_path: str) -> bool:
         await app[store_key].ping()  # Redis: pays an owed clear first
     except StoreUnavailable as exc:
         app[metrics_key].store_errors.labels("purge").inc()
-        log.warning("store unavailable before a purging write: %s", exc)
+        throttled.warning(log, "store unavailable before a purging write: %s", exc)
         return settings.store.on_purge_failure == "forward"
     return True
 
@@ -207,7 +208,9 @@ async def purge(app: web.Application, purges: Sequence[Purge]) -> bool:
         except StoreUnavailable as exc:
             recorded = False
             app[metrics_key].store_errors.labels("purge").inc()
-            log.warning("purge of %s owed until the store answers: %s", each.counter, exc)
+            throttled.warning(
+                log, "purge of %s owed until the store answers: %s", each.counter, exc
+            )
         else:
             app[metrics_key].purges.labels(PurgeReason.WRITE).inc()
     return recorded

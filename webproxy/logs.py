@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
+from collections.abc import Callable
 from typing import Final
 
 from webproxy.config import LogSettings
@@ -45,6 +47,34 @@ def loggable_target(raw_path: str) -> str:
         shown = pair if name in SHOWN_QUERY_VALUES or not has_value else f"{name}=***"
         pairs.append(shown)
     return f"{path}?{'&'.join(pairs)}"
+
+
+class Throttle:
+    """At most one warning per `interval` seconds for each message: when Finesse or Redis
+    is down, every request would otherwise log one (thousands a second). The next one
+    logged says how many were left out."""
+
+    def __init__(self, interval: float = 10.0, clock: Callable[[], float] = time.monotonic):
+        self._interval = interval
+        self._clock = clock
+        self._last: dict[str, float] = {}
+        self._skipped: dict[str, int] = {}
+
+    def warning(self, logger: logging.Logger, message: str, *args: object) -> None:
+        now = self._clock()
+        last = self._last.get(message)
+        if last is not None and now - last < self._interval:
+            self._skipped[message] = self._skipped.get(message, 0) + 1
+            return
+        self._last[message] = now
+        skipped = self._skipped.pop(message, 0)
+        if skipped:
+            message += f" ({skipped} more like it left out)"
+        logger.warning(message, *args)
+
+
+#: The warnings a failing Finesse or store would otherwise give for every request.
+throttled = Throttle()
 
 
 class TextFormatter(logging.Formatter):

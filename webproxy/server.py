@@ -52,7 +52,10 @@ class Listeners:
         reuse_port: bool = False,
     ) -> Address:
         """Listen on `address` with `app` (admin, simulator) or a runner made for it (proxy)."""
-        runner = app if isinstance(app, web.AppRunner) else web.AppRunner(app, handle_signals=False)
+        if isinstance(app, web.AppRunner):
+            runner = app
+        else:  # admin, simulator: no aiohttp access log
+            runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await runner.setup()
         self.runners.append(runner)
         site = web.TCPSite(

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from webproxy.logs import CONTINUATION, JsonFormatter, TextFormatter, printable
+from webproxy.logs import CONTINUATION, JsonFormatter, TextFormatter, Throttle, printable
 
 
 @pytest.mark.parametrize(
@@ -54,3 +54,22 @@ def test_a_json_line_is_escaped_ascii() -> None:
     line = JsonFormatter().format(record("path %s", "/a\r\n\x1b[31m é"))
     assert "\n" not in line and "\x1b" not in line and line.isascii()
     assert json.loads(line)["message"] == "path /a\\x0d\\x0a\\x1b[31m é"
+
+
+def test_a_throttled_warning_is_logged_once_per_interval_and_counts_the_rest(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    now = [0.0]
+    throttle = Throttle(10.0, clock=lambda: now[0])
+    logger = logging.getLogger("webproxy.test")
+    for _ in range(1000):
+        throttle.warning(logger, "store unavailable: %s", "down")
+    now[0] = 10.0
+    throttle.warning(logger, "store unavailable: %s", "down")
+    throttle.warning(logger, "another message")
+    messages = [record.getMessage() for record in caplog.records]
+    assert messages == [
+        "store unavailable: down",
+        "store unavailable: down (999 more like it left out)",
+        "another message",
+    ]
