@@ -158,7 +158,11 @@ def make_proxy_app(
     app[source_key] = source if source is not None else (lambda: settings)
     app[websockets_key] = weakref.WeakSet()
     app.on_shutdown.append(_close_websockets)
-    app[identities_key] = IdentityBook(settings.cache.identity_ttl)
+    app[identities_key] = IdentityBook(
+        settings.cache.identity_ttl,
+        key=worker.identity_key if worker is not None else None,
+        events=worker.identity_events if worker is not None else None,
+    )
     app[flights_key] = Flights[Outcome]()
     app[shares_key] = Shares(
         settings.server.max_upstream_per_client, wait=settings.upstream.connect_timeout

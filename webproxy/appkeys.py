@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 
 from webproxy.cache.entry import CachedResponse
 from webproxy.cache.policy import Lookup
 from webproxy.config import Settings
+from webproxy.fleet import IdentityEvents
 from webproxy.forward import Upstream
 from webproxy.identities import IdentityBook
 from webproxy.metrics import Metrics
@@ -36,6 +37,8 @@ class Worker:
 
     generations: Generations  # generation counters in shared memory
     metrics_dir: str  # prometheus-client's multiprocess folder
+    identity_key: bytes = field(repr=False)  # the credential digests' key, one per group
+    identity_events: IdentityEvents | None = None  # what the workers forget, shared
 
 
 #: Wall-clock seconds (`time.time`); tests pass a hand-moved clock.

@@ -4,6 +4,10 @@ A credential (the whole `Authorization` value) is never stored: only a BLAKE2b d
 keyed with a secret drawn at start-up, so neither a heap dump nor a log can give it back.
 Entries live for the identity TTL; past `maxsize` credentials the oldest are dropped.
 Plain dicts with expiry times rather than a TTL cache: this is read on every cache hit.
+
+In a worker group (`webproxy.fleet`), the workers share the digest key and tell one
+another what they forget, so a credential Finesse refused through one worker gets nothing
+from any other; a worker that may have missed such news forgets everything it learned.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import Final, TypeVar
 
 from webproxy.cache.access import Grants, Identity
 from webproxy.cache.rules import Scope
+from webproxy.fleet import EventKind, IdentityEvents
 
 V = TypeVar("V")
 
@@ -32,8 +37,12 @@ class IdentityBook:
         *,
         timer: Callable[[], float] = time.monotonic,
         maxsize: int = MAX_CREDENTIALS,
+        key: bytes | None = None,
+        events: IdentityEvents | None = None,
     ) -> None:
-        self._key = secrets.token_bytes(32)
+        self._key = key if key is not None else secrets.token_bytes(32)
+        self._events = events
+        self._seen = events.head if events is not None else 0
         self._ttl = ttl
         self._timer = timer
         self._maxsize = maxsize
@@ -50,6 +59,7 @@ class IdentityBook:
         """The live facts about this credential that bear on `scope`, or None."""
         if not authorization:
             return None
+        self.catch_up()
         digest = self.digest(authorization)
         now = self._timer()
         held = self._identities.get(digest)
@@ -71,6 +81,7 @@ class IdentityBook:
         are dropped (an agent moved to another team is served the new team's from now on,
         and the old team's only after Finesse answers it for them again).
         """
+        self.catch_up()  # what other workers forgot came first: it must not undo this
         digest = self.digest(authorization)
         if self._refused_since(digest, asked_at):
             return
@@ -84,6 +95,7 @@ class IdentityBook:
 
     def approve(self, authorization: str, scope: Scope, *, asked_at: float) -> None:
         """Finesse answered this credential for `scope`, to a request sent at `asked_at`."""
+        self.catch_up()
         digest = self.digest(authorization)
         if self._refused_since(digest, asked_at):
             return
@@ -93,9 +105,14 @@ class IdentityBook:
         _bound(self._approvals, self._maxsize)
 
     def forget(self, authorization: str) -> None:
-        """Finesse refused this credential: drop its identity and every approval at once;
-        an answer to a request sent before now, landing later, teaches nothing."""
+        """Finesse refused this credential: drop its identity and every approval at once
+        (in every worker of a group); an answer to a request sent before now, landing
+        later, teaches nothing."""
         digest = self.digest(authorization)
+        self._forget_digest(digest)
+        self._publish(EventKind.FORGET, digest)
+
+    def _forget_digest(self, digest: bytes) -> None:
         self._identities.pop(digest, None)
         self._approvals.pop(digest, None)
         self._forgotten.pop(digest, None)
@@ -107,13 +124,49 @@ class IdentityBook:
         return refused is not None and refused >= asked_at
 
     def forget_team(self, team: str) -> None:
-        """Drop the identities of `team`'s members (admin clears; O(n), rare)."""
+        """Drop the identities of `team`'s members (admin clears; O(n), rare), in every
+        worker of a group."""
+        self._forget_team(team)
+        self._publish(EventKind.FORGET_TEAM, team.encode()[:16])
+
+    def _forget_team(self, team: str) -> None:
         for digest in [d for d, (who, _) in self._identities.items() if who.team_id == team]:
             del self._identities[digest]
 
     def clear(self) -> None:
+        """Forget everything (an admin clear), in every worker of a group."""
+        self._clear()
+        self._publish(EventKind.CLEAR)
+
+    def _clear(self) -> None:
         self._identities.clear()
         self._approvals.clear()
+
+    def _publish(self, kind: EventKind, payload: bytes = b"") -> None:
+        """Tell the other workers; an event of our own right after what we saw is seen."""
+        if self._events is not None:
+            sequence = self._events.publish(kind, payload)
+            if sequence == self._seen + 1:
+                self._seen = sequence
+
+    def catch_up(self) -> None:
+        """Apply what other workers forgot; after a gap, forget all (it can't be known).
+        One shared read when nothing happened."""
+        events = self._events
+        if events is None or events.head == self._seen:
+            return
+        self._seen, news = events.read(self._seen)
+        if news is None:
+            self._clear()
+            return
+        for event in news:
+            match event.kind:
+                case EventKind.FORGET:
+                    self._forget_digest(event.payload)
+                case EventKind.FORGET_TEAM:
+                    self._forget_team(event.payload.rstrip(b"\0").decode())
+                case EventKind.CLEAR:
+                    self._clear()
 
     def __len__(self) -> int:
         """Credentials with a live identity (scrape time only: counts every entry)."""

@@ -10,6 +10,8 @@ What the workers share, so that the group behaves as one proxy:
   Redis, the store itself is shared;
 - Prometheus multiprocess mode: every worker writes its metrics to files in one folder,
   and `/metrics` on any worker reports the whole group.
+- the credential digests' key and a ring of credential events (`webproxy.fleet`): a 401
+  through any worker, or an admin clear, makes every worker forget that credential.
 Each worker learns identities on its own (desktops keep their connection, so mostly the
 one that saw their sign-in serves them); a request another worker does not know yet is
 forwarded and Finesse's answer approves it there.
@@ -27,6 +29,7 @@ import contextlib
 import ctypes
 import logging
 import os
+import secrets
 import select
 import shutil
 import signal
@@ -42,6 +45,7 @@ from prometheus_client import multiprocess, values
 
 from webproxy.appkeys import SettingsSource, Worker
 from webproxy.config import Address, Settings
+from webproxy.fleet import IdentityEvents
 from webproxy.server import Listeners, run_until_stopped, start_proxy
 from webproxy.stores.shared import SharedGenerations
 
@@ -66,6 +70,8 @@ class Group:
     admin_at: Address
     generations: SharedGenerations
     metrics_dir: str
+    identity_key: bytes
+    identity_events: IdentityEvents
     ready_write: int
     workers: dict[int, int] = field(default_factory=dict)  # pid -> worker index
     started: dict[int, float] = field(default_factory=dict)  # worker index -> monotonic start
@@ -90,6 +96,8 @@ def serve_workers(
         admin_at=_bound(placeholders[1], settings.admin.listen),
         generations=SharedGenerations(),
         metrics_dir=metrics_dir,
+        identity_key=secrets.token_bytes(32),
+        identity_events=IdentityEvents(),
         ready_write=ready_write,
     )
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED)
@@ -207,7 +215,7 @@ async def _start_worker(group: Group, listeners: Listeners) -> None:
         server=replace(group.settings.server, listen=group.proxy_at),
         admin=replace(group.settings.admin, listen=group.admin_at),
     )
-    worker = Worker(group.generations, group.metrics_dir)
+    worker = Worker(group.generations, group.metrics_dir, group.identity_key, group.identity_events)
     await start_proxy(settings, listeners, partial(_reread, group), worker=worker)
     os.write(group.ready_write, b"R")
 

@@ -14,6 +14,7 @@ import pytest
 from tests.conftest import ADMIN, Sim, basic
 from tests.functional.finesse import eventually
 from tests.functional.serving import Served, serving
+from webproxy.sim.faults import Fault, FaultKind
 
 CHAT = "/finesse/api/ChatConfig"
 JSON_ACCESS_LOG = {"WEBPROXY_LOG_ACCESS": "info", "WEBPROXY_LOG_FORMAT": "json"}
@@ -24,7 +25,9 @@ def access_lines(served: Served) -> list[dict[str, object]]:
     return [line for line in lines if line.get("logger") == "webproxy.access"]
 
 
-async def desktop_reads(served: Served, path: str, reads: int) -> tuple[int, list[str]]:
+async def desktop_reads(
+    served: Served, path: str, reads: int, *, sign_in: bool = True
+) -> tuple[int, list[str]]:
     """On one new connection: sign in, then read `path`; which worker, and what it did.
 
     Each connection's requests carry their own `nocache` value, which the access log
@@ -34,9 +37,10 @@ async def desktop_reads(served: Served, path: str, reads: int) -> tuple[int, lis
     connector = aiohttp.TCPConnector(limit=1)
     async with aiohttp.ClientSession(connector=connector) as client:
         agent = basic("10001")
-        sign_in = f"{served.proxy}/finesse/api/User/10001?{marker}"
-        async with client.get(sign_in, headers=agent) as r:
-            assert r.status == 200
+        if sign_in:
+            user = f"{served.proxy}/finesse/api/User/10001?{marker}"
+            async with client.get(user, headers=agent) as r:
+                assert r.status == 200
         for _ in range(reads):
             async with client.get(f"{served.proxy}{path}?{marker}", headers=agent) as r:
                 assert r.status == 200
@@ -44,17 +48,19 @@ async def desktop_reads(served: Served, path: str, reads: int) -> tuple[int, lis
     def mine() -> list[dict[str, object]]:
         return [line for line in access_lines(served) if marker in str(line["path"])]
 
-    await eventually(lambda: len(mine()) == 1 + reads)
+    await eventually(lambda: len(mine()) == sign_in + reads)
     workers = {line["worker"] for line in mine()}
     assert len(workers) == 1, "one connection, one worker"
-    return int(str(workers.pop())), [str(line["cache"]) for line in mine()[1:]]
+    return int(str(workers.pop())), [str(line["cache"]) for line in mine()[sign_in:]]
 
 
-async def first_reads_on_each_worker(served: Served, path: str) -> dict[int, str]:
+async def first_reads_on_each_worker(
+    served: Served, path: str, *, sign_in: bool = True
+) -> dict[int, str]:
     """New connections until both workers have answered; each worker's first cache result."""
     first: dict[int, str] = {}
     for _ in range(200):
-        worker, results = await desktop_reads(served, path, 1)
+        worker, results = await desktop_reads(served, path, 1, sign_in=sign_in)
         first.setdefault(worker, results[0])
         if len(first) == 2:
             return first
@@ -94,6 +100,22 @@ async def test_a_purge_through_one_worker_reaches_every_workers_memory_store(
         await purge(served, client)
         first = await first_reads_on_each_worker(served, CHAT)
         assert set(first.values()) == {"miss"}, first
+        served.signal(signal.SIGTERM)
+        assert await served.exit_code() == 0
+
+
+async def test_a_credential_refused_through_one_worker_gets_nothing_cached_from_any(
+    sim: Sim,
+) -> None:
+    args = ["--upstream", sim.url, "--workers", "2"]
+    async with serving(args, JSON_ACCESS_LOG) as served, aiohttp.ClientSession() as client:
+        await warm_both(served)  # signed in, and ChatConfig a hit, on both workers
+        sim.sim.inject(Fault("/finesse/api/User/10001/Dialogs", FaultKind.STATUS, status=401))
+        dialogs = f"{served.proxy}/finesse/api/User/10001/Dialogs"
+        async with client.get(dialogs, headers=basic("10001")) as refused:
+            assert refused.status == 401  # say, the password was changed: one worker saw it
+        first = await first_reads_on_each_worker(served, CHAT, sign_in=False)
+        assert set(first.values()) == {"unauthorized"}, first  # Finesse asked again, on both
         served.signal(signal.SIGTERM)
         assert await served.exit_code() == 0
 
