@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import time
 import uuid
@@ -54,7 +55,8 @@ from webproxy.metrics import Metrics
 from webproxy.repurge import Repurges
 from webproxy.shares import Shares
 from webproxy.stores.memory import HELD_OVERHEAD, MemoryStore
-from webproxy.stores.redis import RedisStore, make_redis_client
+from webproxy.stores.redis import RedisStore, make_redis_client, make_subscriber_client
+from webproxy.stores.redis_events import RedisEvents
 from webproxy.websocket import GOING_AWAY
 
 log = logging.getLogger("webproxy.server")
@@ -160,7 +162,7 @@ def make_proxy_app(
     app.on_shutdown.append(_close_websockets)
     app[identities_key] = IdentityBook(
         settings.cache.identity_ttl,
-        key=worker.identity_key if worker is not None else None,
+        key=identity_key(settings, worker),
         events=worker.identity_events if worker is not None else None,
     )
     app[flights_key] = Flights[Outcome]()
@@ -224,10 +226,24 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
         decode=decode_entry,
         max_entry_bytes=app[settings_key].current.cache.max_entry_bytes,
     )
+    subscriber = make_subscriber_client(store.redis_url.reveal(), timeout=store.timeout)
+    events = RedisEvents(client, subscriber, prefix=store.key_prefix)
+    identities = app[identities_key]
+    identities.broadcast = events.publish
+    listening = asyncio.create_task(events.listen(identities.receive, identities.drop_learned))
+    with contextlib.suppress(TimeoutError):  # serve once subscribed, or once Redis failed
+        async with asyncio.timeout(2 * store.timeout):
+            await events.settled.wait()
     try:
         yield
     finally:
+        listening.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await listening
+        identities.broadcast = None
+        await events.close()
         await app[store_key].close()
+        await subscriber.aclose()
         await client.aclose()
 
 
@@ -262,6 +278,17 @@ async def _close_websockets(app: web.Application) -> None:
     sockets: weakref.WeakSet[web.WebSocketResponse] = app[websockets_key]
     for socket in list(sockets):
         await socket.close(code=GOING_AWAY, message=b"webproxy shutting down")
+
+
+def identity_key(settings: Settings, worker: Worker | None) -> bytes | None:
+    """The credential digests' key: from `cache.fleet_key` when set (every replica the
+    same, so a refused credential is forgotten fleet-wide), else the worker group's, else
+    None (the book draws its own)."""
+    fleet_key = settings.cache.fleet_key
+    if fleet_key is not None:
+        secret = fleet_key.reveal().encode()
+        return hashlib.blake2b(secret, digest_size=32, person=b"webproxy-ident").digest()
+    return worker.identity_key if worker is not None else None
 
 
 def entry_cost(key: str, entry: CachedResponse) -> int:

@@ -306,6 +306,7 @@ _RULES: Final[Mapping[str, Rule]] = MappingProxyType(
         "cache.max_sign_in_bytes": _positive_int,
         "cache.repurge_after": _positive,
         "cache.repurge_every_write": _boolean,
+        "cache.fleet_key": _token,
         "cache.media_domain_path": _media_path,
         "cache.override_upstream": _resources,
         **{f"cache.ttl.{name}": _positive for name in CACHED_RESOURCES},

@@ -20,7 +20,7 @@ from typing import Final, TypeVar
 
 from webproxy.cache.access import Grants, Identity
 from webproxy.cache.rules import Scope
-from webproxy.fleet import EventKind, IdentityEvents
+from webproxy.fleet import Event, EventKind, IdentityEvents
 
 V = TypeVar("V")
 
@@ -43,6 +43,8 @@ class IdentityBook:
         self._key = key if key is not None else secrets.token_bytes(32)
         self._events = events
         self._seen = events.head if events is not None else 0
+        #: Tells the other replicas (Redis pub/sub, `stores.redis_events`); set by the app.
+        self.broadcast: Callable[[Event], None] | None = None
         self._ttl = ttl
         self._timer = timer
         self._maxsize = maxsize
@@ -143,11 +145,32 @@ class IdentityBook:
         self._approvals.clear()
 
     def _publish(self, kind: EventKind, payload: bytes = b"") -> None:
-        """Tell the other workers; an event of our own right after what we saw is seen."""
+        """Tell the other workers and replicas; an event of our own right after what we saw
+        in the workers' ring is seen."""
         if self._events is not None:
             sequence = self._events.publish(kind, payload)
             if sequence == self._seen + 1:
                 self._seen = sequence
+        if self.broadcast is not None:
+            self.broadcast(Event(kind, payload))
+
+    def receive(self, event: Event) -> None:
+        """Another replica's event (or our own, back again: applying it twice is harmless)."""
+        self.catch_up()
+        self._apply(event)
+
+    def drop_learned(self) -> None:
+        """Events may have been missed: forget every identity and approval learned."""
+        self._clear()
+
+    def _apply(self, event: Event) -> None:
+        match event.kind:
+            case EventKind.FORGET:
+                self._forget_digest(event.payload)
+            case EventKind.FORGET_TEAM:
+                self._forget_team(event.payload.rstrip(b"\0").decode(errors="replace"))
+            case EventKind.CLEAR:
+                self._clear()
 
     def catch_up(self) -> None:
         """Apply what other workers forgot; after a gap, forget all (it can't be known).
@@ -160,13 +183,7 @@ class IdentityBook:
             self._clear()
             return
         for event in news:
-            match event.kind:
-                case EventKind.FORGET:
-                    self._forget_digest(event.payload)
-                case EventKind.FORGET_TEAM:
-                    self._forget_team(event.payload.rstrip(b"\0").decode())
-                case EventKind.CLEAR:
-                    self._clear()
+            self._apply(event)
 
     def __len__(self) -> int:
         """Credentials with a live identity (scrape time only: counts every entry)."""

@@ -155,6 +155,7 @@ class CacheSettings:
     max_sign_in_bytes: int = 1 * MIB
     repurge_after: float = 35.0
     repurge_every_write: bool = False
+    fleet_key: Secret | None = None
     media_domain_path: str = "/finesse/api/MediaDomains"
     override_upstream: tuple[str, ...] = ()
     ttl: Mapping[str, float] = field(default_factory=_default_ttls)

@@ -6,9 +6,12 @@ import pytest
 import redis.asyncio
 
 from tests.conftest import ADMIN, AGENT, Proxy, ProxyFactory, Sim, settings_for
-from tests.functional.finesse import sign_in, upstream_gets
+from tests.functional.finesse import eventually, sign_in, upstream_gets
 from tests.redisfixture import RedisServer
+from webproxy.appkeys import identities_key
+from webproxy.cache.rules import Resource, Scope
 from webproxy.config import Secret
+from webproxy.sim.faults import Fault, FaultKind
 
 CODES = "/finesse/api/TeamResource/5000/ReasonCodes?category=ALL"
 NEW_CODE = (
@@ -16,6 +19,8 @@ NEW_CODE = (
     "<label>Shared drill</label><forAll>true</forAll></ReasonCode>"
 )
 XML = {"Content-Type": "application/xml"}
+CHAT = "/finesse/api/ChatConfig"
+CHAT_SCOPE = Scope(Resource.CHAT_CONFIG)
 
 
 async def two_replicas(
@@ -149,3 +154,64 @@ async def restore_keys(url: str, saved: dict[bytes, bytes]) -> None:
             await client.restore(key, 0, value, replace=True)
     finally:
         await client.aclose()
+
+
+async def fleet(
+    sim: Sim, start_proxy: ProxyFactory, redis_url: str, redis_prefix: str, **cache: object
+) -> tuple[Proxy, Proxy]:
+    """Two replicas on one Redis, agent 10001 signed in and ChatConfig a hit on both."""
+    store = {
+        "backend": "redis",
+        "redis_url": Secret(redis_url),
+        "key_prefix": redis_prefix,
+        "timeout": 2.0,
+    }
+    settings = settings_for(sim.url, store=store, cache=cache)
+    replicas = await start_proxy(settings), await start_proxy(settings)
+    for proxy in replicas:
+        await sign_in(proxy, "10001")
+        await proxy.client.get(CHAT, headers=AGENT)
+        hit = await proxy.client.get(CHAT, headers=AGENT)
+        assert hit.headers["Cache-Status"].startswith("webproxy; hit")
+    return replicas
+
+
+async def test_a_credential_refused_through_one_replica_gets_nothing_cached_from_another(
+    sim: Sim, start_proxy: ProxyFactory, redis_url: str, redis_prefix: str
+) -> None:
+    first, second = await fleet(
+        sim, start_proxy, redis_url, redis_prefix, fleet_key=Secret("shared-fleet-secret")
+    )
+    sim.sim.inject(Fault("/finesse/api/User/10001/Dialogs", FaultKind.STATUS, status=401))
+    refused = await first.client.get("/finesse/api/User/10001/Dialogs", headers=AGENT)
+    assert refused.status == 401  # a changed password, seen by the first replica
+
+    await eventually(
+        lambda: second.app[identities_key].grants(AGENT["Authorization"], CHAT_SCOPE) is None
+    )
+    answer = await second.client.get(CHAT, headers=AGENT)
+    assert "detail=unauthorized" in answer.headers["Cache-Status"]  # Finesse asked again
+
+
+async def test_an_admin_clear_through_one_replica_forgets_identities_in_every_replica(
+    sim: Sim, start_proxy: ProxyFactory, redis_url: str, redis_prefix: str
+) -> None:
+    first, second = await fleet(sim, start_proxy, redis_url, redis_prefix)
+    assert (await first.admin.post("/admin/cache/clear")).status == 200
+    await eventually(lambda: len(second.app[identities_key]) == 0)
+
+
+async def test_a_replica_that_lost_its_subscription_forgets_what_it_learned(
+    sim: Sim,
+    start_proxy: ProxyFactory,
+    redis_server: RedisServer,
+    redis_url: str,
+    redis_prefix: str,
+) -> None:
+    _, second = await fleet(sim, start_proxy, redis_url, redis_prefix)
+    assert len(second.app[identities_key]) == 1
+    redis_server.stop()  # whatever replicas said meanwhile is lost to it
+    try:
+        await eventually(lambda: len(second.app[identities_key]) == 0)
+    finally:
+        redis_server.start()

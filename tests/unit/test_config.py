@@ -115,6 +115,7 @@ DEFAULTS = {
     "cache.max_sign_in_bytes": 1024 * 1024,
     "cache.repurge_after": 35.0,
     "cache.repurge_every_write": False,
+    "cache.fleet_key": None,
     "cache.media_domain_path": "/finesse/api/MediaDomains",
     "cache.override_upstream": (),
     "cache.ttl.ChatConfig": 300.0,

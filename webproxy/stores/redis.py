@@ -75,6 +75,18 @@ def make_redis_client(url: str, *, timeout: float, max_connections: int = 200) -
     return Redis.from_pool(pool)
 
 
+def make_subscriber_client(url: str, *, timeout: float) -> Redis:
+    """A client for one long subscription: connects within `timeout`, then waits for
+    messages as long as it takes (`RedisEvents` pings it to notice a silent drop)."""
+    return Redis.from_url(
+        url,
+        socket_connect_timeout=timeout,
+        socket_timeout=None,
+        health_check_interval=0,
+        decode_responses=False,
+    )
+
+
 @contextlib.contextmanager
 def _unavailable(action: str) -> Iterator[None]:
     """Translate redis-py, socket and timeout errors into StoreUnavailable."""
