@@ -31,6 +31,7 @@ from webproxy.appkeys import (
     Worker,
     clock_key,
     identities_key,
+    long_shares_key,
     metrics_key,
     repurges_key,
     settings_key,
@@ -168,6 +169,9 @@ def make_proxy_app(
     app[flights_key] = Flights[Outcome]()
     app[shares_key] = Shares(
         settings.server.max_upstream_per_client, wait=settings.upstream.connect_timeout
+    )
+    app[long_shares_key] = Shares(
+        settings.server.max_long_lived_per_client, wait=settings.upstream.connect_timeout
     )
     app.cleanup_ctx.append(_upstream_ctx)
     app.cleanup_ctx.append(_store_ctx)
@@ -307,5 +311,6 @@ def _share_from(proxy_app: web.Application) -> Callable[[web.Application], Await
         app[source_key] = proxy_app[source_key]
         app[worker_key] = proxy_app[worker_key]
         app[shares_key] = proxy_app[shares_key]
+        app[long_shares_key] = proxy_app[long_shares_key]
 
     return share

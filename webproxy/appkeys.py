@@ -53,6 +53,7 @@ clock_key: web.AppKey[Clock] = web.AppKey("clock")
 source_key: web.AppKey[SettingsSource] = web.AppKey("settings_source")
 worker_key: web.AppKey[Worker | None] = web.AppKey("worker")
 shares_key = web.AppKey("shares", Shares)
+long_shares_key = web.AppKey("long_shares", Shares)  # long polls' and WebSockets' pool
 repurges_key = web.AppKey("repurges", Repurges)
 websockets_key = web.AppKey("websockets", weakref.WeakSet[web.WebSocketResponse])
 

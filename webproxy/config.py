@@ -281,6 +281,8 @@ _RULES: Final[Mapping[str, Rule]] = MappingProxyType(
         "server.send_timeout": _positive,
         "server.keepalive_timeout": _positive,
         "server.max_upstream_per_client": _not_negative_int,
+        "server.max_long_lived_per_client": _not_negative_int,
+        "server.max_connections_per_client": _not_negative_int,
         "server.max_client_connections": _not_negative_int,
         "server.shutdown_grace": _positive,
         "upstream.url": _upstream_url,

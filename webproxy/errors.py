@@ -51,9 +51,17 @@ class TooManyForClient(WebProxyError):
 
 
 class UpstreamError(WebProxyError):
-    """The upstream (Finesse) could not give an answer."""
+    """The upstream (Finesse) could not give an answer.
+
+    `sent` is False when the request never left (no pool connection in time, the connect
+    refused or timed out): then Finesse can't have acted on it.
+    """
 
     kind = "error"  # a bounded metric label
+
+    def __init__(self, message: str, *, sent: bool = True) -> None:
+        super().__init__(message)
+        self.sent = sent
 
 
 class UpstreamUnavailable(UpstreamError):

@@ -19,6 +19,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
 
+from webproxy.cache.routing import read_path
 from webproxy.config import ServerSettings, UpstreamSettings
 from webproxy.errors import (
     BodyTimeout,
@@ -37,6 +38,16 @@ log = logging.getLogger("webproxy.upstream")
 
 #: Paths whose exchanges may idle for long: BOSH long polls and XMPP over WebSocket.
 LONG_LIVED_PREFIXES: Final = ("/http-bind", "/ws")
+
+
+def long_lived(raw_path: str) -> bool:
+    """A long poll or WebSocket path, as Finesse reads it: `/http-bind/../finesse/api/x`
+    is a REST call, and gets REST's pool, share and timeouts."""
+    path = read_path(raw_path.partition("?")[0])
+    if path is None:
+        return False
+    return any(path == prefix or path.startswith(prefix + "/") for prefix in LONG_LIVED_PREFIXES)
+
 
 #: Request fields this hop consumes: the server side has already answered `Expect`,
 #: and the upstream's `Host` is the upstream's own (X-Forwarded-Host keeps the client's).
@@ -79,11 +90,11 @@ class Upstream:
         """The upstream URL for a request target, kept byte for byte (already encoded)."""
         return URL(str(self.base) + raw_path_qs, encoded=True)
 
-    def session_for(self, path: str) -> aiohttp.ClientSession:
-        return self.long_session if path.startswith(LONG_LIVED_PREFIXES) else self.session
+    def session_for(self, raw_path: str) -> aiohttp.ClientSession:
+        return self.long_session if long_lived(raw_path) else self.session
 
-    def timeout_for(self, path: str) -> aiohttp.ClientTimeout:
-        read = self.idle_timeout if path.startswith(LONG_LIVED_PREFIXES) else self.read_timeout
+    def timeout_for(self, raw_path: str) -> aiohttp.ClientTimeout:
+        read = self.idle_timeout if long_lived(raw_path) else self.read_timeout
         return aiohttp.ClientTimeout(
             total=None,
             connect=self.connect_timeout,  # a free pool slot and the connection itself
@@ -127,6 +138,10 @@ def upstream_errors() -> Iterator[None]:
     """Translate aiohttp's errors into ours, once, at the edge."""
     try:
         yield
+    except aiohttp.ConnectionTimeoutError as exc:  # a pool connection, or the connect itself
+        raise UpstreamTimeout("upstream timed out connecting", sent=False) from exc
+    except aiohttp.ClientConnectorError as exc:
+        raise UpstreamUnavailable(f"upstream refused: {type(exc).__name__}", sent=False) from exc
     except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
         raise UpstreamTimeout("upstream timed out") from exc
     except aiohttp.ClientError as exc:
@@ -274,14 +289,14 @@ async def open_exchange(
         await body.arrive()
     try:
         with upstream_errors():
-            return await upstream.session_for(request.path).request(
+            return await upstream.session_for(request.raw_path).request(
                 request.method,
                 upstream.url(request.raw_path),
                 headers=headers,
                 data=data,
                 allow_redirects=False,
                 skip_auto_headers=SKIP_AUTO_HEADERS,
-                timeout=upstream.timeout_for(request.path),
+                timeout=upstream.timeout_for(request.raw_path),
             )
     except UpstreamError as exc:
         if body.failure is not None:

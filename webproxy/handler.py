@@ -17,6 +17,7 @@ from aiohttp import web
 from webproxy.answers import answer_fetched, incomplete, upstream_failure
 from webproxy.appkeys import (
     identities_key,
+    long_shares_key,
     metrics_key,
     repurges_key,
     settings_key,
@@ -38,11 +39,11 @@ from webproxy.cache.users import USER_PATH, binds_identity, identity_of, parse_u
 from webproxy.cached import FORWARDED_FOR_CACHING, serve_cached
 from webproxy.errors import RequestIncomplete, StoreUnavailable, UpstreamError
 from webproxy.forward import (
-    LONG_LIVED_PREFIXES,
     BodyLimits,
     Oversized,
     RequestBody,
     fetch,
+    long_lived,
     open_exchange,
     relay,
     upstream_headers,
@@ -67,10 +68,11 @@ async def proxy(request: web.Request) -> web.StreamResponse:
             if user is not None and "Authorization" in request.headers:
                 return await sign_in(request, user.group(1))
     if is_websocket_upgrade(request):
-        try:
-            return await relay_websocket(request, request.app[upstream_key])
-        except UpstreamError as exc:
-            return upstream_failure(request, exc)
+        async with request.app[long_shares_key].hold(request.remote):
+            try:
+                return await relay_websocket(request, request.app[upstream_key])
+            except UpstreamError as exc:
+                return upstream_failure(request, exc)
     return await forward(request, raw_path)
 
 
@@ -83,10 +85,12 @@ async def forward(request: web.Request, raw_path: str) -> web.StreamResponse:
     client went away): it reached Finesse incomplete or not at all, so nothing is purged
     and it is no upstream failure. Long polls use their own pool and take no share of it.
     """
-    if raw_path.startswith(LONG_LIVED_PREFIXES):
-        with request.app[metrics_key].open_connections.labels("longpoll").track_inprogress():
-            return await _exchange(request, raw_path)
-    async with request.app[shares_key].hold(request.remote):
+    app = request.app
+    if long_lived(raw_path):
+        async with app[long_shares_key].hold(request.remote):
+            with app[metrics_key].open_connections.labels("longpoll").track_inprogress():
+                return await _exchange(request, raw_path)
+    async with app[shares_key].hold(request.remote):
         return await _exchange(request, raw_path)
 
 
@@ -103,7 +107,8 @@ async def _exchange(request: web.Request, raw_path: str) -> web.StreamResponse:
         return await incomplete(request, exc)
     except UpstreamError as exc:
         app[metrics_key].upstream_errors.labels(exc.kind).inc()
-        await purge_after_write(request, raw_path, None)  # sent whole: it may yet apply
+        if exc.sent:  # sent whole, no answer: it may yet apply
+            await purge_after_write(request, raw_path, None)
         return upstream_failure(request, exc)
     seconds = time.perf_counter() - started
     request[upstream_seconds_key] = seconds
@@ -220,6 +225,6 @@ def route_class(raw_path: str) -> str:
     """A bounded label for a path: api, longpoll, or other."""
     if raw_path.startswith(API_PREFIX):
         return "api"
-    if raw_path.startswith(LONG_LIVED_PREFIXES):
+    if long_lived(raw_path):
         return "longpoll"
     return "other"

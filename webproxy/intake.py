@@ -21,6 +21,10 @@ def refusal(request: web.BaseRequest, max_body_bytes: int) -> web.Response | Non
     if not target.startswith("/"):
         # absolute-form (`GET http://host/`) or asterisk-form: we are not a forward proxy
         return refuse(400, "request target must be a path (origin-form)")
+    if "#" in target:
+        # never part of a request target (RFC 9112 3.2): a URL library would drop what
+        # follows, so Finesse would answer another target than the one the proxy judged
+        return refuse(400, "a request target has no fragment (#)")
     if "%" in target and BAD_PERCENT.search(target):
         return refuse(400, "invalid percent-encoding in the request target")
     credentials = request.headers.getall("Authorization", ())

@@ -32,8 +32,9 @@ from aiohttp.streams import StreamReader
 from aiohttp.web_protocol import RequestHandler
 
 from webproxy.config import ServerSettings
-from webproxy.forward import LONG_LIVED_PREFIXES
+from webproxy.forward import long_lived
 from webproxy.logs import printable
+from webproxy.shares import client_of
 
 log = logging.getLogger("webproxy.server")
 
@@ -52,6 +53,7 @@ class ClientLimits:
     header_timeout: float
     send_timeout: float
     max_connections: int
+    max_per_client: int  # 0: no limit
 
     @classmethod
     def of(cls, server: ServerSettings, max_connections: int | None = None) -> ClientLimits:
@@ -60,6 +62,7 @@ class ClientLimits:
             header_timeout=server.client_header_timeout,
             send_timeout=server.send_timeout,
             max_connections=max_connections or server.max_client_connections,
+            max_per_client=server.max_connections_per_client,
         )
 
 
@@ -85,6 +88,7 @@ class ClientProtocol(RequestHandler):
         super().__init__(manager, loop=loop, **kwargs)
         self._limits = manager.limits
         self._refused = manager.refused
+        self._server = manager
         self._head_bytes = 0
         self._head_tail = b""  # the last bytes of the head so far, for a blank line split
         self._head_timer: asyncio.TimerHandle | None = None
@@ -99,9 +103,13 @@ class ClientProtocol(RequestHandler):
         if manager is not None and len(manager.connections) > self._limits.max_connections:
             self._answer_and_close(503, "Service Unavailable", "too many connections")
             return
+        if not self._server.admit(self):
+            self._answer_and_close(503, "Service Unavailable", "too many connections from you")
+            return
         self._arm_head_timer()
 
     def connection_lost(self, exc: BaseException | None) -> None:
+        self._server.release(self)
         self._cancel_head_timer()
         if self._send_timer is not None:
             self._send_timer.cancel()
@@ -210,7 +218,7 @@ class ClientProtocol(RequestHandler):
     @property
     def long_lived(self) -> bool:
         request = self._current_request
-        return request is not None and request.path.startswith(LONG_LIVED_PREFIXES)
+        return request is not None and long_lived(request.raw_path)
 
     @property
     def busy(self) -> bool:
@@ -239,8 +247,34 @@ class ClientServer(web.Server):
         self.limits = limits
         self.refused = refused
 
+        self._per_client: dict[str, int] = {}
+        self._client_of: dict[ClientProtocol, str] = {}
+
     def __call__(self) -> ClientProtocol:
         return ClientProtocol(self, loop=self._loop, **self._kwargs)
+
+    def admit(self, protocol: ClientProtocol) -> bool:
+        """Count a new connection against its address's share; False past it."""
+        limit = self.limits.max_per_client
+        if not limit:
+            return True
+        peer = protocol.peername
+        client = client_of(peer[0] if isinstance(peer, tuple) else None)
+        held = self._per_client.get(client, 0)
+        if held >= limit:
+            return False
+        self._per_client[client] = held + 1
+        self._client_of[protocol] = client
+        return True
+
+    def release(self, protocol: ClientProtocol) -> None:
+        client = self._client_of.pop(protocol, None)
+        if client is not None:
+            left = self._per_client[client] - 1
+            if left:
+                self._per_client[client] = left
+            else:
+                del self._per_client[client]
 
     async def shutdown(self, timeout: float | None = None) -> None:  # noqa: ASYNC109 (aiohttp's)
         protocols = [conn for conn in self.connections if isinstance(conn, ClientProtocol)]

@@ -23,28 +23,44 @@ PurgeAll = Callable[[Sequence[Purge]], Awaitable[bool]]
 
 
 class Repurges:
-    """The delayed purges waiting to run."""
+    """The delayed purges waiting to run: at most one per set of purges, plus the latest
+    time another write asked for that set meanwhile (a flood of failing writes costs one
+    task, not one each), so every write is purged again at or after its own time."""
 
     def __init__(self, purge: PurgeAll) -> None:
         self._purge = purge
-        self._waiting: set[asyncio.Task[None]] = set()
+        self._waiting: dict[tuple[Purge, ...], asyncio.Task[None]] = {}
+        self._again_at: dict[tuple[Purge, ...], float] = {}  # asked while one was waiting
 
     def __len__(self) -> int:
         return len(self._waiting)
 
     def schedule(self, purges: Sequence[Purge], after: float) -> None:
-        if not purges:
+        key = tuple(purges)
+        if not key:
             return
-        task = asyncio.create_task(self._later(tuple(purges), after))
-        self._waiting.add(task)
-        task.add_done_callback(self._waiting.discard)
+        loop = asyncio.get_running_loop()
+        if key in self._waiting:
+            self._again_at[key] = loop.time() + after
+            return
+        self._start(key, loop.time() + after)
 
-    async def _later(self, purges: tuple[Purge, ...], after: float) -> None:
-        await asyncio.sleep(after)  # the delay is the point: Finesse catching up
-        if not await self._purge(purges):
+    def _start(self, key: tuple[Purge, ...], at: float) -> None:
+        task = asyncio.create_task(self._later(key, at))
+        self._waiting[key] = task
+
+    async def _later(self, key: tuple[Purge, ...], at: float) -> None:
+        loop = asyncio.get_running_loop()
+        await asyncio.sleep(max(0.0, at - loop.time()))  # the delay is the point
+        del self._waiting[key]
+        again = self._again_at.pop(key, None)
+        if again is not None:
+            self._start(key, again)
+        if not await self._purge(key):
             log.warning("a delayed purge could not reach the store; a clear is owed")
 
     async def close(self) -> None:
-        for task in list(self._waiting):
+        tasks = list(self._waiting.values())
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._waiting, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)

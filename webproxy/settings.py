@@ -104,6 +104,8 @@ class ServerSettings:
     send_timeout: float = 60.0
     keepalive_timeout: float = 75.0
     max_upstream_per_client: int = 32
+    max_long_lived_per_client: int = 256
+    max_connections_per_client: int = 1024
     max_client_connections: int = 0
     shutdown_grace: float = 30.0
 

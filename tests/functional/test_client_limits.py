@@ -80,6 +80,7 @@ class Backend:
         app.router.add_put("/finesse/api/Upload", self.upload)
         app.router.add_get("/finesse/api/Big", self.big)
         app.router.add_route("*", "/echo", self.echo)
+        app.router.add_post("/http-bind/", self.hold)
         return app
 
     @web.middleware
@@ -850,3 +851,65 @@ async def test_a_request_over_its_share_gets_429_without_a_100_continue_first(
     assert backend.received == []
     backend.release.set()
     assert (await holding).status == 200
+
+
+# --- server.max_connections_per_client, max_long_lived_per_client -------------------------
+
+
+async def test_connections_past_a_clients_share_get_503_while_another_address_is_served(
+    backend: Backend, start_proxy: ProxyFactory, dial: Dial
+) -> None:
+    proxy = await start_proxy(limits(backend.url, max_connections_per_client=5))
+    held = [await dial(where(proxy), local="127.0.0.2") for _ in range(5)]
+    refused = await (await dial(where(proxy), local="127.0.0.2")).closed()
+    assert status_of(refused) == 503 and b"too many connections from you" in refused
+    assert await sign_ins_from(proxy, "127.0.0.3", times=3) == [200, 200, 200]
+    await held[0].close()  # a connection that goes frees its place
+
+    async def admitted() -> bool:
+        raw = await dial(where(proxy), local="127.0.0.2")
+        await raw.send(SIGN_IN)
+        status, _ = await raw.answer()
+        await raw.close()
+        return status == 200
+
+    deadline = now() + 5
+    while not await admitted():
+        assert now() < deadline, "no place freed by a closed connection"
+        await asyncio.sleep(0.02)  # polling: each try is a new connection
+
+
+async def test_long_polls_from_one_address_are_capped_and_others_still_get_theirs(
+    backend: Backend, start_proxy: ProxyFactory
+) -> None:
+    settings = limits(backend.url, {"connect_timeout": 0.3}, max_long_lived_per_client=3)
+    proxy = await start_proxy(settings)
+    url = proxy.client.make_url("/http-bind/")
+
+    async def long_poll(local: str) -> int:
+        connector = aiohttp.TCPConnector(local_addr=(local, 0))
+        async with aiohttp.ClientSession(connector=connector) as session:
+            async with session.post(url, data=b"<body/>") as response:
+                await response.read()
+                return response.status
+
+    polls = [asyncio.create_task(long_poll("127.0.0.2")) for _ in range(3)]
+    await eventually(lambda: backend.held == 3)
+    assert await long_poll("127.0.0.2") == 429  # its share is held: waited, then refused
+    other = asyncio.create_task(long_poll("127.0.0.3"))
+    await eventually(lambda: backend.held == 4)  # another address's poll reached Finesse
+    backend.release.set()
+    assert await asyncio.gather(*polls, other) == [200, 200, 200, 200]
+
+
+async def test_a_rest_call_spelled_under_http_bind_takes_a_rest_share(
+    backend: Backend, start_proxy: ProxyFactory
+) -> None:
+    settings = limits(backend.url, {"connect_timeout": 0.3}, max_upstream_per_client=2)
+    proxy = await start_proxy(settings)
+    held = [asyncio.create_task(proxy.client.get("/finesse/api/Held")) for _ in range(2)]
+    await eventually(lambda: backend.held == 2)
+    sneaky = await proxy.client.get("/http-bind/../finesse/api/Held")
+    assert sneaky.status == 429  # read as Finesse reads it: REST, and over its share
+    backend.release.set()
+    assert [(await answer).status for answer in held] == [200, 200]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from dataclasses import dataclass, field
 
@@ -184,3 +185,51 @@ async def test_a_supervisor_reading_a_user_named_after_them_binds_nothing(
     assert read.status == 200
     answer = await proxy.client.get(TEAM_7000, headers=SUPERVISOR)
     assert answer.status == 401  # forwarded: Finesse refuses team 7000 to 2001
+
+
+async def raw_exchange(proxy: Proxy, target: str, authorization: str | None) -> bytes:
+    """Send a request line as written (a client library would drop a `#` part)."""
+    server = proxy.client.server
+    reader, writer = await asyncio.open_connection(server.host, server.port)
+    auth = f"Authorization: {authorization}\r\n" if authorization else ""
+    writer.write(f"GET {target} HTTP/1.1\r\nHost: f\r\n{auth}Connection: close\r\n\r\n".encode())
+    try:
+        async with asyncio.timeout(5):
+            return await reader.read()
+    finally:
+        writer.close()
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/finesse/api/TeamResource/7000/ReasonCodes#/../../8000/ReasonCodes",
+        "/finesse/api/SystemInfo#/../ChatConfig",
+        "/finesse/api/ChatConfig#x",
+    ],
+)
+async def test_a_target_with_a_fragment_is_refused_before_anything_is_sent(
+    proxy: Proxy, upstream: Upstream, target: str
+) -> None:
+    answer = await raw_exchange(proxy, target, AGENT["Authorization"])
+    assert answer.startswith(b"HTTP/1.1 400 ")
+    assert upstream.seen == []
+
+
+@pytest.mark.parametrize("odd", ["{", "}", "|", "^", "`", "[", "]", "<", ">", '"'])
+async def test_a_target_tomcat_refuses_is_never_answered_from_cache(
+    proxy: Proxy, upstream: Upstream, odd: str
+) -> None:
+    await proxy.client.get("/finesse/api/User/6021", headers=AGENT)
+    await proxy.client.get(TEAM_7000, headers=AGENT)
+    assert (
+        (await proxy.client.get(TEAM_7000, headers=AGENT))
+        .headers["Cache-Status"]
+        .startswith("webproxy; hit")
+    )
+    seen = len(upstream.seen)
+    answer = await raw_exchange(
+        proxy, f"/finesse/api/x{odd}/../TeamResource/7000/ReasonCodes", AGENT["Authorization"]
+    )
+    assert b"webproxy; hit" not in answer  # forwarded: Finesse (Tomcat) answers it, 400
+    assert len(upstream.seen) == seen + 1

@@ -19,7 +19,7 @@ from pytest_aiohttp import AiohttpServer
 
 from tests.conftest import ADMIN, AGENT, Proxy, ProxyFactory, Sim, settings_for
 from tests.functional.finesse import eventually
-from webproxy.appkeys import identities_key, metrics_key, store_key
+from webproxy.appkeys import identities_key, metrics_key, repurges_key, store_key
 from webproxy.cache.rules import Resource, Scope
 from webproxy.sim.faults import Fault, FaultKind
 
@@ -236,3 +236,13 @@ async def test_a_key_over_max_key_bytes_is_forwarded_uncached(
         assert answer.headers["Cache-Status"].endswith("detail=key-too-long")
     short = await proxy.client.get(CODES, headers=AGENT)
     assert "stored" in short.headers["Cache-Status"]
+
+
+async def test_a_write_that_never_left_the_proxy_purges_nothing(
+    start_proxy: ProxyFactory,
+) -> None:
+    down = await start_proxy(settings_for("http://127.0.0.1:9"))  # refused: never sent
+    write = await down.client.put("/finesse/api/ReasonCode/1", data=b"<x/>", headers=ADMIN)
+    assert write.status == 502
+    assert sample(down, "webproxy_cache_purges_total", reason="write") == 0
+    assert len(down.app[repurges_key]) == 0

@@ -90,6 +90,8 @@ DEFAULTS = {
     "server.send_timeout": 60.0,
     "server.keepalive_timeout": 75.0,
     "server.max_upstream_per_client": 32,
+    "server.max_long_lived_per_client": 256,
+    "server.max_connections_per_client": 1024,
     "server.max_client_connections": 0,
     "server.shutdown_grace": 30.0,
     "upstream.url": "http://127.0.0.1:8082",

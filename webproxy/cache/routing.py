@@ -10,8 +10,10 @@ case-sensitive. Its REST layer reads numeric ids as Java's ``Integer.parseInt`` 
 `read_path` applies exactly that to a raw path and gives the path Finesse maps, or None
 ("ambiguous") when the model can't be sure what Finesse would do: invalid or
 non-ASCII encodings, control characters, an encoded slash or backslash, a raw backslash,
-``..`` above the root. Callers never cache an ambiguous target and purge conservatively
-for an ambiguous write. `java_int` is ``parseInt``.
+``..`` above the root, and the characters Tomcat refuses raw in a target (``"<>[\\]^`{|}``
+and ``#``, which a URL library would cut off as a fragment). Callers never cache an
+ambiguous target and purge conservatively for an ambiguous write. `java_int` is
+``parseInt``.
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ from urllib.parse import unquote_to_bytes
 _PLAIN: Final = re.compile(r"/[A-Za-z0-9_\-./~!$&'()*+,=:@]*")
 """Targets with nothing to decode, strip or merge: checked by one regular expression."""
 _HEX: Final = re.compile(r"%[0-9A-Fa-f]{2}")
+#: Refused raw by Tomcat ("Invalid character found in the request target"), or, for `#`,
+#: the start of a fragment that never reaches Finesse.
+REFUSED_RAW: Final = frozenset('\\"<>[]^`{|}# ')
 _INT: Final = re.compile(r"[+-]?[0-9]+")
 INT_MIN: Final = -(2**31)
 INT_MAX: Final = 2**31 - 1
@@ -37,7 +42,7 @@ def read_path(raw_path: str) -> str | None:
     """
     if _PLAIN.fullmatch(raw_path) and "//" not in raw_path and "/." not in raw_path:
         return raw_path
-    if not raw_path.startswith("/") or "\\" in raw_path:
+    if not raw_path.startswith("/") or any(char in raw_path for char in REFUSED_RAW):
         return None
     if "%" in raw_path and len(_HEX.findall(raw_path)) != raw_path.count("%"):
         return None  # a % that is not %XX

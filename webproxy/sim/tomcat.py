@@ -1,7 +1,8 @@
 """The simulator reads request targets as Finesse's Tomcat does, so spellings route alike.
 
 Written apart from the proxy's own model (`webproxy.cache.routing`), step by step as
-Tomcat's CoyoteAdapter goes: path parameters (``;name=value``) are cut from each segment,
+Tomcat's CoyoteAdapter goes: characters its parser refuses raw (``"<>[\\]^`{|}``) give
+400; path parameters (``;name=value``) are cut from each segment,
 ``%XX`` is decoded as UTF-8, an encoded ``/`` or ``\\`` is refused (400), so is a raw
 backslash, ``//`` is merged, ``.`` and ``..`` are resolved (400 above the root). Then, as
 Finesse's REST layer reads ``{teamId}`` with ``Integer.parseInt``, the segment after
@@ -15,6 +16,9 @@ from typing import Final
 from urllib.parse import unquote
 
 TEAM_PARENTS: Final = ("Team", "TeamResource")
+#: What Tomcat's request-line parser refuses raw (relaxedPathChars empty, its default).
+INVALID: Final = '"<>[]^`{|} #'
+
 API: Final = ("finesse", "api")
 
 
@@ -26,6 +30,8 @@ def tomcat_path(raw_path: str) -> str:
     """The path Tomcat maps for a raw request path (no query); `Refused` for a 400."""
     if not raw_path.startswith("/"):
         raise Refused("not origin-form")
+    if any(char in INVALID for char in raw_path):
+        raise Refused("Invalid character found in the request target")
     stripped = "/".join(segment.split(";", 1)[0] for segment in raw_path.split("/"))
     if "\\" in stripped or any(code in stripped.lower() for code in ("%2f", "%5c")):
         raise Refused("an encoded or raw slash or backslash")
