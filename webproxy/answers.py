@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
+from typing import Final
 
 from aiohttp import web
+from aiohttp.abc import AbstractStreamWriter
+from aiohttp.payload import BytesPayload
 from multidict import CIMultiDict
 
 from webproxy.errors import ClientGone, RequestIncomplete, UpstreamError, UpstreamTimeout
@@ -59,5 +62,36 @@ def answer_fetched(fetched: Fetched, cache_status: str | None = None) -> web.Res
     if cache_status is not None:
         headers["Cache-Status"] = cache_status
     return web.Response(
-        status=fetched.status, reason=fetched.reason or None, body=fetched.body, headers=headers
+        status=fetched.status,
+        reason=fetched.reason or None,
+        body=paced(fetched.body),
+        headers=headers,
     )
+
+
+#: Bodies larger than this are written a slice at a time (see `PacedBytes`).
+PACE: Final = 64 * 1024
+
+
+class PacedBytes(BytesPayload):
+    """A large body written `PACE` bytes at a time, each once the last has drained: a
+    client that reads slowly holds one slice in the proxy's send buffer, not a copy of the
+    whole answer (asyncio copies what the socket does not take at once), and
+    `server.send_timeout` runs on every slice."""
+
+    async def write_with_length(
+        self, writer: AbstractStreamWriter, content_length: int | None
+    ) -> None:
+        view = memoryview(self._value)
+        if content_length is not None:
+            view = view[:content_length]
+        for start in range(0, len(view), PACE):
+            await writer.write(view[start : start + PACE])
+
+    async def write(self, writer: AbstractStreamWriter) -> None:
+        await self.write_with_length(writer, None)
+
+
+def paced(body: bytes) -> bytes | PacedBytes:
+    """`body` as an answer's body: as is when small (the hot path), paced when large."""
+    return body if len(body) <= PACE else PacedBytes(body, content_type=None)

@@ -15,7 +15,7 @@ from typing import Final, assert_never
 from aiohttp import web
 from multidict import CIMultiDict
 
-from webproxy.answers import answer_fetched, upstream_failure
+from webproxy.answers import answer_fetched, paced, upstream_failure
 from webproxy.appkeys import (
     cache_result_key,
     clock_key,
@@ -119,7 +119,7 @@ def note_lookup(request: web.Request, scope: Scope, lookup: Lookup) -> None:
 
 def answer_hit(entry: CachedResponse, now: float) -> web.Response:
     """The stored answer as it came, with `Age` and `Cache-Status` (the hot path)."""
-    response = web.Response(status=entry.status, body=entry.body, headers=entry.headers)
+    response = web.Response(status=entry.status, body=paced(entry.body), headers=entry.headers)
     response.headers["Age"] = str(age(entry, now))
     response.headers["Cache-Status"] = hit_status(remaining_ttl(entry, now))
     return response

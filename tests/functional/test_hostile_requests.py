@@ -246,3 +246,25 @@ async def test_a_write_that_never_left_the_proxy_purges_nothing(
     assert write.status == 502
     assert sample(down, "webproxy_cache_purges_total", reason="write") == 0
     assert len(down.app[repurges_key]) == 0
+
+
+LARGE = os.urandom(300_000)
+
+
+async def test_a_large_cached_answer_is_served_whole_a_slice_at_a_time(
+    aiohttp_server: AiohttpServer, start_proxy: ProxyFactory
+) -> None:
+    async def chat(request: web.Request) -> web.Response:
+        return web.Response(body=LARGE, content_type="application/xml")
+
+    app = web.Application()
+    app.router.add_get("/finesse/api/ChatConfig", chat)
+    server = await aiohttp_server(app)
+    proxy = await start_proxy(settings_for(str(server.make_url("")).rstrip("/")))
+    proxy.app[identities_key].approve(AGENT["Authorization"], CHAT, asked_at=0.0)
+    for status in ("fwd=miss", "hit"):
+        answer = await proxy.client.get("/finesse/api/ChatConfig", headers=AGENT)
+        assert status in answer.headers["Cache-Status"]
+        assert answer.headers["Content-Type"] == "application/xml"
+        assert answer.headers["Content-Length"] == str(len(LARGE))
+        assert await answer.read() == LARGE
