@@ -51,6 +51,7 @@ class IdentityBook:
         self._identities: dict[bytes, tuple[Identity, float]] = {}  # digest -> (who, expiry)
         self._approvals: dict[bytes, dict[Scope, float]] = {}  # digest -> {scope: expiry}
         self._forgotten: dict[bytes, float] = {}  # digest -> when Finesse last refused it
+        self._signed_in: dict[bytes, float] = {}  # digest -> when its newest binding was asked
 
     def digest(self, authorization: str) -> bytes:
         return hashlib.blake2b(
@@ -81,14 +82,18 @@ class IdentityBook:
 
         The newest sign-in wins: approvals this credential had for other teams' entries
         are dropped (an agent moved to another team is served the new team's from now on,
-        and the old team's only after Finesse answers it for them again).
+        and the old team's only after Finesse answers it for them again), and an answer
+        to a request sent before it, landing later, teaches nothing: by order of asking,
+        not of arrival.
         """
         self.catch_up()  # what other workers forgot came first: it must not undo this
         digest = self.digest(authorization)
-        if self._refused_since(digest, asked_at):
+        if self._refused_since(digest, asked_at) or self._asked_before_sign_in(digest, asked_at):
             return
         self._identities.pop(digest, None)  # re-inserted last: the newest is evicted last
         self._identities[digest] = (identity, self._timer() + self._ttl)
+        self._signed_in[digest] = asked_at
+        _bound(self._signed_in, self._maxsize)
         _bound(self._identities, self._maxsize)
         approvals = self._approvals.get(digest)
         if approvals:
@@ -96,10 +101,11 @@ class IdentityBook:
                 del approvals[scope]
 
     def approve(self, authorization: str, scope: Scope, *, asked_at: float) -> None:
-        """Finesse answered this credential for `scope`, to a request sent at `asked_at`."""
+        """Finesse answered this credential for `scope`, to a request sent at `asked_at`
+        (not before its newest sign-in: that one says what it may have now)."""
         self.catch_up()
         digest = self.digest(authorization)
-        if self._refused_since(digest, asked_at):
+        if self._refused_since(digest, asked_at) or self._asked_before_sign_in(digest, asked_at):
             return
         approvals = self._approvals.pop(digest, None) or {}
         approvals[scope] = self._timer() + self._ttl
@@ -120,6 +126,10 @@ class IdentityBook:
         self._forgotten.pop(digest, None)
         self._forgotten[digest] = self._timer()
         _bound(self._forgotten, self._maxsize)
+
+    def _asked_before_sign_in(self, digest: bytes, asked_at: float) -> bool:
+        signed_in = self._signed_in.get(digest)
+        return signed_in is not None and asked_at < signed_in
 
     def _refused_since(self, digest: bytes, asked_at: float) -> bool:
         refused = self._forgotten.get(digest)

@@ -68,3 +68,20 @@ def test_credentials_are_kept_only_as_keyed_digests() -> None:
     identities, other_book = book(ManualClock()), book(ManualClock())
     assert identities.digest(AGENT) != other_book.digest(AGENT)  # a secret key per book
     assert AGENT.encode() not in identities.digest(AGENT)
+
+
+def test_an_answer_asked_before_the_newest_sign_in_teaches_nothing() -> None:
+    clock = ManualClock()
+    identities = book(clock)
+    old_team = Scope(Resource.TEAM_RESOURCE, "5000")
+    moved = Identity("10001", frozenset({"Agent"}), "5001")
+    identities.bind(AGENT, WHO, asked_at=clock())
+    slow_read_asked = clock()  # a read of team 5000's codes, slow to come back
+    clock.advance(1)
+    identities.bind(AGENT, moved, asked_at=clock())  # moved to team 5001, signed in again
+    clock.advance(1)
+    identities.approve(AGENT, old_team, asked_at=slow_read_asked)  # the slow 200 lands
+    identities.bind(AGENT, WHO, asked_at=slow_read_asked)  # and a slow old sign-in too
+    grants = identities.grants(AGENT, old_team)
+    assert grants is not None and grants.identity == moved  # the new team's facts stand
+    assert old_team not in grants.approved
