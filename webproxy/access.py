@@ -21,6 +21,15 @@ from webproxy.logs import loggable_target
 log = logging.getLogger("webproxy.access")
 
 
+def _field(value: object) -> str:
+    """A text line's value; one a client chose (user agent, path) is quoted when it holds a
+    space, a quote or `=`, so it can't pass for fields of its own."""
+    text = str(value)
+    if any(char in text for char in ' "='):
+        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return text
+
+
 class AccessLogger(AbstractAccessLogger):
     """Writes to the `webproxy.access` logger; JSON output gets the fields as keys."""
 
@@ -44,5 +53,5 @@ class AccessLogger(AbstractAccessLogger):
         if self.logger.isEnabledFor(logging.DEBUG):
             fields["remote"] = request.remote
             fields["user_agent"] = request.headers.get("User-Agent", "-")
-        text = " ".join(f"{key}={value}" for key, value in fields.items())
+        text = " ".join(f"{key}={_field(value)}" for key, value in fields.items())
         self.logger.info(text, extra={"fields": fields})

@@ -33,7 +33,6 @@ from aiohttp.web_protocol import RequestHandler
 
 from webproxy.config import ServerSettings
 from webproxy.forward import long_lived
-from webproxy.logs import printable
 from webproxy.shares import client_of
 
 log = logging.getLogger("webproxy.server")
@@ -209,7 +208,8 @@ class ClientProtocol(RequestHandler):
         """A malformed request: one line at INFO and a short 4xx; never a traceback."""
         if status >= 500:
             return super().handle_error(request, status, exc, message)
-        reason = printable(str(exc) if exc is not None else message or "")[:200]
+        # one line: aiohttp's reasons span several; the log escapes what control is left
+        reason = " ".join((str(exc) if exc is not None else message or "").split())[:200]
         log.info("malformed request from %s: %s", request.remote, reason)
         response = web.Response(status=status, text="webproxy: malformed request\n")
         response.force_close()

@@ -20,13 +20,22 @@ from webproxy.config import LogSettings
 TEXT_FORMAT: Final = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 CONTINUATION: Final = "    | "
 
-_CONTROLS: Final = {code: f"\\x{code:02x}" for code in (*range(0x20), *range(0x7F, 0xA0))} | {
-    ord("\\"): "\\\\"
-}
+#: Line and paragraph separators, and the bidirectional controls that reorder what a
+#: terminal shows: as dangerous in a log line as CR, LF and ESC.
+_UNICODE_CONTROLS: Final = (
+    0x061C, 0x200E, 0x200F, 0x2028, 0x2029, *range(0x202A, 0x202F), *range(0x2066, 0x206A),
+    0xFEFF,
+)  # fmt: skip
+_CONTROLS: Final = (
+    {code: f"\\x{code:02x}" for code in (*range(0x20), *range(0x7F, 0xA0))}
+    | {code: f"\\u{code:04x}" for code in _UNICODE_CONTROLS}
+    | {ord("\\"): "\\\\"}
+)
 
 
 def printable(text: str) -> str:
-    """`text` with every control character (and backslash) escaped: one inert line."""
+    """`text` with every control character (and backslash) escaped: one inert line.
+    Unicode separators and bidirectional controls become `\\uNNNN`."""
     return text.translate(_CONTROLS)
 
 
@@ -118,6 +127,9 @@ def configure_logging(settings: LogSettings) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.level.upper())
+    # aiohttp warns of every WebSocket handshake whose protocols don't overlap, in words the
+    # client chose: a client could fill the log with them
+    logging.getLogger("aiohttp.websocket").setLevel(logging.ERROR)
     access = logging.getLogger("webproxy.access")
     access.setLevel(logging.DEBUG if settings.access == "debug" else logging.INFO)
     access.disabled = settings.access == "off"

@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from webproxy.access import _field
 from webproxy.logs import CONTINUATION, JsonFormatter, TextFormatter, Throttle, printable
 
 
@@ -21,8 +22,10 @@ from webproxy.logs import CONTINUATION, JsonFormatter, TextFormatter, Throttle, 
         ("c1 \x9b csi", "c1 \\x9b csi"),
         ("back\\slash", "back\\\\slash"),
         ("café", "café"),
+        ("a\u2028ERROR forged", "a\\u2028ERROR forged"),
+        ("\u202egnp.exe", "\\u202egnp.exe"),
     ],
-    ids=["plain", "crlf", "escape", "tab", "c1", "backslash", "unicode"],
+    ids=["plain", "crlf", "escape", "tab", "c1", "backslash", "unicode", "line-sep", "bidi"],
 )
 def test_printable_escapes_every_control_character(text: str, shown: str) -> None:
     assert printable(text) == shown
@@ -73,3 +76,17 @@ def test_a_throttled_warning_is_logged_once_per_interval_and_counts_the_rest(
         "store unavailable: down (999 more like it left out)",
         "another message",
     ]
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("curl/8.5", "curl/8.5"),
+        ("x status=200 cache=hit", '"x status=200 cache=hit"'),
+        ('say "hi"', '"say \\"hi\\""'),
+    ],
+)
+def test_an_access_line_value_a_client_chose_cannot_pass_for_more_fields(
+    value: str, shown: str
+) -> None:
+    assert _field(value) == shown
