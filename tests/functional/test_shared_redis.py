@@ -23,17 +23,21 @@ CHAT = "/finesse/api/ChatConfig"
 CHAT_SCOPE = Scope(Resource.CHAT_CONFIG)
 
 
-async def two_replicas(
-    sim: Sim, start_proxy: ProxyFactory, redis_url: str, redis_prefix: str, **store: object
-) -> tuple[Proxy, Proxy]:
-    section = {
+def on_redis(redis_url: str, redis_prefix: str, **store: object) -> dict[str, object]:
+    """The `[store]` section of replicas sharing the test's redis-server."""
+    return {
         "backend": "redis",
         "redis_url": Secret(redis_url),
         "key_prefix": redis_prefix,
         "timeout": 2.0,
         **store,
     }
-    settings = settings_for(sim.url, store=section)
+
+
+async def two_replicas(
+    sim: Sim, start_proxy: ProxyFactory, redis_url: str, redis_prefix: str, **store: object
+) -> tuple[Proxy, Proxy]:
+    settings = settings_for(sim.url, store=on_redis(redis_url, redis_prefix, **store))
     first, second = await start_proxy(settings), await start_proxy(settings)
     for proxy in (first, second):
         await sign_in(proxy, "10001")
@@ -160,13 +164,7 @@ async def fleet(
     sim: Sim, start_proxy: ProxyFactory, redis_url: str, redis_prefix: str, **cache: object
 ) -> tuple[Proxy, Proxy]:
     """Two replicas on one Redis, agent 10001 signed in and ChatConfig a hit on both."""
-    store = {
-        "backend": "redis",
-        "redis_url": Secret(redis_url),
-        "key_prefix": redis_prefix,
-        "timeout": 2.0,
-    }
-    settings = settings_for(sim.url, store=store, cache=cache)
+    settings = settings_for(sim.url, store=on_redis(redis_url, redis_prefix), cache=cache)
     replicas = await start_proxy(settings), await start_proxy(settings)
     for proxy in replicas:
         await sign_in(proxy, "10001")
