@@ -43,10 +43,12 @@ from webproxy.appkeys import (
     worker_key,
 )
 from webproxy.cache.entry import CachedResponse, allocated, decode_entry, encode_entry
-from webproxy.cached import Outcome, flights_key
+from webproxy.cached import Outcome, fills_key, flights_key
 from webproxy.coalesce import Flights
 from webproxy.config import Settings
 from webproxy.errors import ClientGone, TooManyForClient
+from webproxy.fills import Fills
+from webproxy.fleet import Event, EventKind
 from webproxy.forward import make_upstream
 from webproxy.handler import proxy, purge, route_class
 from webproxy.identities import IdentityBook
@@ -167,6 +169,7 @@ def make_proxy_app(
         events=worker.identity_events if worker is not None else None,
     )
     app[flights_key] = Flights[Outcome]()
+    app[fills_key] = Fills()
     app[shares_key] = Shares(
         settings.server.max_upstream_per_client, wait=settings.upstream.connect_timeout
     )
@@ -232,9 +235,16 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     subscriber = make_subscriber_client(store.redis_url.reveal(), timeout=store.timeout)
     events = RedisEvents(client, subscriber, prefix=store.key_prefix)
-    identities = app[identities_key]
-    identities.broadcast = events.publish
-    listening = asyncio.create_task(events.listen(identities.receive, identities.drop_learned))
+    identities, fills = app[identities_key], app[fills_key]
+    identities.broadcast = fills.publish = events.publish
+
+    def deliver(event: Event) -> None:
+        if event.kind is EventKind.FILLED:
+            fills.wake(event.payload)
+        else:
+            identities.receive(event)
+
+    listening = asyncio.create_task(events.listen(deliver, identities.drop_learned))
     with contextlib.suppress(TimeoutError):  # serve once subscribed, or once Redis failed
         async with asyncio.timeout(2 * store.timeout):
             await events.settled.wait()
@@ -244,7 +254,7 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
         listening.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await listening
-        identities.broadcast = None
+        identities.broadcast = fills.publish = None
         await events.close()
         await app[store_key].close()
         await subscriber.aclose()

@@ -7,6 +7,7 @@ entry's scope ever receive a stored body; everything else goes to Finesse.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -44,6 +45,7 @@ from webproxy.cache.policy import (
 from webproxy.cache.rules import Scope
 from webproxy.coalesce import Flights
 from webproxy.errors import StoreUnavailable, UpstreamError
+from webproxy.fills import Fills
 from webproxy.forward import Fetched, Oversized, fetch, relay, upstream_headers
 from webproxy.logs import throttled
 
@@ -63,9 +65,11 @@ class Outcome:
     shareable: bool  # others who may receive this scope may be given this answer
     stored: bool
     upstream_seconds: float
+    collapsed: bool = False  # another process's fetch filled it (see `webproxy.fills`)
 
 
 flights_key = web.AppKey("flights", Flights[Outcome])
+fills_key = web.AppKey("fills", Fills)
 
 
 async def serve_cached(
@@ -199,6 +203,9 @@ async def _answer_outcome(
     note_lookup(request, scope, lookup)
     request[upstream_seconds_key] = outcome.upstream_seconds
     detail = "key-too-long" if lookup is Lookup.UNCACHEABLE and key_too_long(request, key) else None
+    if outcome.collapsed:
+        request.app[metrics_key].coalesced.inc()
+        detail = "collapsed"
     value = cache_status(lookup, stored=outcome.stored, fwd_status=status, detail=detail)
     return answer_fetched(fetched, value)
 
@@ -297,13 +304,54 @@ class Fetcher:
     vary_source: CIMultiDict[str] = field(repr=False)
 
     async def __call__(self) -> Outcome:
-        """Fetch, learn, store. A flight (`keep_open` False) takes its leader's share of
-        the pool itself, once it is registered, so misses that queue for a share still
-        join it; a lone fetch runs within its caller's share, relay included."""
+        """Fetch, learn, store. A flight (`keep_open` False) first claims the key across
+        the fleet (`webproxy.fills`) and takes its leader's share of the pool itself, once
+        it is registered, so misses that queue for a share still join it; a lone fetch
+        runs within its caller's share, relay included."""
         if self.keep_open:
             return await self._fetch()
-        async with self.app[shares_key].hold(self.remote):
-            return await self._fetch()
+        return await self._claimed()
+
+    async def _claimed(self) -> Outcome:
+        app = self.app
+        store, fills = app[store_key], app[fills_key]
+        settings = app[settings_key].current
+        token: str | None = "unclaimed"
+        if self.generation is not None:
+            hold = settings.upstream.connect_timeout + settings.upstream.read_timeout + 1.0
+            try:
+                token = await store.claim(self.key, hold)
+            except StoreUnavailable:
+                token = "unclaimed"
+        if token is None:  # another process is fetching it: wait to be told, read it then
+            await fills.wait(self.key, settings.cache.coalesce_timeout)
+            collapsed = await self._filled_by_another()
+            if collapsed is not None:
+                return collapsed
+        try:
+            async with app[shares_key].hold(self.remote):
+                return await self._fetch()
+        finally:
+            if token not in (None, "unclaimed"):
+                with contextlib.suppress(StoreUnavailable):
+                    await store.release(self.key, token)
+                fills.filled(self.key)
+
+    async def _filled_by_another(self) -> Outcome | None:
+        """What another process stored for this key, if usable by this flight: valid for
+        the current generations, fresh, and of the same Vary values."""
+        try:
+            found = await self.app[store_key].get(self.key, self.scope.counters)
+        except StoreUnavailable:
+            return None
+        entry = found.value
+        now = self.app[clock_key]()
+        if entry is None or freshness(entry, now, 0.0) is not Freshness.FRESH:
+            return None
+        if not vary_matches(entry.vary, self.vary_source):
+            return None
+        fetched = Fetched(entry.status, "", CIMultiDict(entry.headers), entry.body)
+        return Outcome(fetched, shareable=True, stored=False, upstream_seconds=0.0, collapsed=True)
 
     async def _fetch(self) -> Outcome:
         app = self.app

@@ -34,6 +34,7 @@ class EventKind(IntEnum):
     FORGET = 1
     FORGET_TEAM = 2
     CLEAR = 3
+    FILLED = 4  # a key's hash: its fill is done (replicas only; see `webproxy.fills`)
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 import redis.asyncio
 
@@ -213,3 +215,34 @@ async def test_a_replica_that_lost_its_subscription_forgets_what_it_learned(
         await eventually(lambda: len(second.app[identities_key]) == 0)
     finally:
         redis_server.start()
+
+
+async def test_misses_of_one_key_at_two_replicas_share_one_upstream_fetch(
+    sim: Sim, replicas: tuple[Proxy, Proxy]
+) -> None:
+    sim.sim.inject(Fault("/finesse/api/TeamResource", FaultKind.LATENCY, seconds=0.5))
+    sim.sim.reset_stats()
+    answers = await asyncio.gather(
+        *(proxy.client.get(CODES, headers=AGENT) for proxy in (*replicas, *replicas))
+    )
+    assert [answer.status for answer in answers] == [200] * 4
+    assert upstream_gets(sim, "/finesse/api/TeamResource/5000/ReasonCodes") == 1
+    statuses = sorted(answer.headers["Cache-Status"] for answer in answers)
+    assert sum("collapsed" in status for status in statuses) == 3, statuses
+    bodies = {await answer.read() for answer in answers}
+    assert len(bodies) == 1
+
+
+async def test_a_replica_waiting_on_a_failed_fill_fetches_for_itself(
+    sim: Sim, replicas: tuple[Proxy, Proxy]
+) -> None:
+    first, second = replicas
+    # the first request to arrive (through either replica) is slow and fails
+    sim.sim.inject(
+        Fault("/finesse/api/TeamResource", FaultKind.STATUS, status=503, seconds=0.0, count=1)
+    )
+    sim.sim.inject(Fault("/finesse/api/TeamResource", FaultKind.LATENCY, seconds=0.3))
+    answers = await asyncio.gather(
+        first.client.get(CODES, headers=AGENT), second.client.get(CODES, headers=AGENT)
+    )
+    assert sorted(answer.status for answer in answers) == [200, 503]

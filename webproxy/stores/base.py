@@ -95,6 +95,15 @@ class CacheStore(Protocol[V]):
         """Raise StoreUnavailable unless the store is serving."""
         ...
 
+    async def claim(self, key: str, ttl: float) -> str | None:
+        """Claim the filling of `key` for `ttl` seconds: a token, or None if another
+        process holds it. A store of one process always grants it."""
+        ...
+
+    async def release(self, key: str, token: str) -> None:
+        """Give a claim back (only if still ours: it may have expired and been retaken)."""
+        ...
+
     async def close(self) -> None:
         """Release what the store itself holds."""
         ...

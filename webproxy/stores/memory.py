@@ -146,5 +146,11 @@ class MemoryStore(Generic[V]):
     async def ping(self) -> None:
         return None
 
+    async def claim(self, key: str, ttl: float) -> str | None:
+        return "local"  # one process: its flights already share the fetch
+
+    async def release(self, key: str, token: str) -> None:
+        return None
+
     async def close(self) -> None:
         self._cache.clear()

@@ -24,6 +24,7 @@ import hashlib
 import json
 import logging
 import math
+import secrets
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -50,6 +51,13 @@ for i = 2, #KEYS do
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1
+"""
+
+
+# KEYS[1] a fill claim, ARGV[1] its holder's token: delete it only if still that holder's.
+RELEASE_SCRIPT: Final = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
 """
 
 
@@ -185,6 +193,7 @@ class RedisStore(Generic[V]):
         self._encode = encode
         self._decode = decode
         self._put_script = client.register_script(PUT_SCRIPT)
+        self._release_script = client.register_script(RELEASE_SCRIPT)
         self._owed_clear = False
         self._debts = 0  # bumped by every failed purge or clear
 
@@ -332,6 +341,22 @@ class RedisStore(Generic[V]):
             if unpacked is not None:
                 held.append((unpacked[0], int(size)))
         return held
+
+    async def claim(self, key: str, ttl: float) -> str | None:
+        """`SET <prefix>:fill:<hash> <token> NX PX ttl`; a lock its holder's death ends."""
+        token = secrets.token_hex(8)
+        with _unavailable("claim"):
+            taken = await self._client.set(
+                self._fill_key(key), token, nx=True, px=max(1, math.ceil(ttl * 1000))
+            )
+        return token if taken else None
+
+    async def release(self, key: str, token: str) -> None:
+        with _unavailable("release"):
+            await self._release_script(keys=[self._fill_key(key)], args=[token])
+
+    def _fill_key(self, key: str) -> str:
+        return f"{self._prefix}:fill:{hashlib.sha256(key.encode()).hexdigest()}"
 
     async def ping(self) -> None:
         await self._settle_debt()  # a store that cannot pay an owed clear is not serving
