@@ -316,25 +316,23 @@ class Fetcher:
         app = self.app
         store, fills = app[store_key], app[fills_key]
         settings = app[settings_key].current
-        token: str | None = "unclaimed"
-        if self.generation is not None:
+        claimed: str | None = None  # our claim's token, to give back
+        if self.generation is not None:  # None: the store is down, it fetches alone
             hold = settings.upstream.connect_timeout + settings.upstream.read_timeout + 1.0
-            try:
-                token = await store.claim(self.key, hold)
-            except StoreUnavailable:
-                token = "unclaimed"
-        if token is None:  # another process is fetching it: wait to be told, read it then
-            await fills.wait(self.key, settings.cache.coalesce_timeout)
-            collapsed = await self._filled_by_another()
-            if collapsed is not None:
-                return collapsed
+            with contextlib.suppress(StoreUnavailable):
+                claimed = await store.claim(self.key, hold)
+                if claimed is None:  # another process is fetching it: wait, then read it
+                    await fills.wait(self.key, settings.cache.coalesce_timeout)
+                    collapsed = await self._filled_by_another()
+                    if collapsed is not None:
+                        return collapsed
         try:
             async with app[shares_key].hold(self.remote):
                 return await self._fetch()
         finally:
-            if token not in (None, "unclaimed"):
+            if claimed is not None:
                 with contextlib.suppress(StoreUnavailable):
-                    await store.release(self.key, token)
+                    await store.release(self.key, claimed)
                 fills.filled(self.key)
 
     async def _filled_by_another(self) -> Outcome | None:
