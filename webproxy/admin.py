@@ -230,7 +230,7 @@ async def readyz(request: web.Request) -> web.Response:
     try:
         with upstream_errors():
             async with upstream.session.get(
-                upstream.url(READINESS_PATH), timeout=upstream.timeout_for(READINESS_PATH)
+                upstream.url(READINESS_PATH), timeout=upstream.timeout()
             ) as response:
                 await response.read()
     except UpstreamError as exc:

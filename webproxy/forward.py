@@ -90,11 +90,13 @@ class Upstream:
         """The upstream URL for a request target, kept byte for byte (already encoded)."""
         return URL(str(self.base) + raw_path_qs, encoded=True)
 
-    def session_for(self, raw_path: str) -> aiohttp.ClientSession:
-        return self.long_session if long_lived(raw_path) else self.session
+    def route(self, raw_target: str) -> tuple[aiohttp.ClientSession, aiohttp.ClientTimeout]:
+        """The pool and timeouts for a target: a long poll's or WebSocket's, or REST's."""
+        long = long_lived(raw_target)
+        return (self.long_session if long else self.session), self.timeout(long=long)
 
-    def timeout_for(self, raw_path: str) -> aiohttp.ClientTimeout:
-        read = self.idle_timeout if long_lived(raw_path) else self.read_timeout
+    def timeout(self, *, long: bool = False) -> aiohttp.ClientTimeout:
+        read = self.idle_timeout if long else self.read_timeout
         return aiohttp.ClientTimeout(
             total=None,
             connect=self.connect_timeout,  # a free pool slot and the connection itself
@@ -287,16 +289,17 @@ async def open_exchange(
         data = await body.whole() if body.buffered else body.chunks()
     else:
         await body.arrive()
+    session, timeout = upstream.route(request.raw_path)
     try:
         with upstream_errors():
-            return await upstream.session_for(request.raw_path).request(
+            return await session.request(
                 request.method,
                 upstream.url(request.raw_path),
                 headers=headers,
                 data=data,
                 allow_redirects=False,
                 skip_auto_headers=SKIP_AUTO_HEADERS,
-                timeout=upstream.timeout_for(request.raw_path),
+                timeout=timeout,
             )
     except UpstreamError as exc:
         if body.failure is not None:
@@ -375,14 +378,14 @@ async def fetch(
     outlives the client that started it. An answer over `limit` (by its Content-Length, or
     as it arrives) comes back `Oversized`, open: memory stays bounded by `limit`.
     """
-    path = target.partition("?")[0]
+    session, timeout = upstream.route(target)
     with upstream_errors():
-        response = await upstream.session_for(path).get(
+        response = await session.get(
             upstream.url(target),
             headers=headers,
             allow_redirects=False,
             skip_auto_headers=SKIP_AUTO_HEADERS,
-            timeout=upstream.timeout_for(path),
+            timeout=timeout,
         )
         try:
             body = await _read_up_to(response, limit)

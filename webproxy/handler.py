@@ -83,7 +83,8 @@ async def forward(request: web.Request, raw_path: str) -> web.StreamResponse:
     request was sent and Finesse's answer never came: it may have been applied. A request
     whose body never arrived whole is answered by the proxy (413, 408) or not at all (the
     client went away): it reached Finesse incomplete or not at all, so nothing is purged
-    and it is no upstream failure. Long polls use their own pool and take no share of it.
+    and it is no upstream failure. Long polls and WebSockets have a pool of their own,
+    and a share of it per client (`server.max_long_lived_per_client`).
     """
     app = request.app
     if long_lived(raw_path):
