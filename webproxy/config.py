@@ -230,6 +230,27 @@ def _resources(raw: object, text: bool) -> tuple[str, ...]:
     return tuple(dict.fromkeys(str(name) for name in raw))
 
 
+def _sentinels(raw: object, text: bool) -> tuple[Address, ...]:
+    if text and isinstance(raw, str):
+        raw = [item.strip() for item in raw.split(",") if item.strip()]
+    if not isinstance(raw, list | tuple) or not all(isinstance(item, str) for item in raw):
+        raise _Invalid(f"must be a list of HOST:PORT, got {_kind(raw)}")
+    addresses = []
+    for item in raw:
+        try:
+            addresses.append(parse_address(str(item)))
+        except ValueError as exc:
+            raise _Invalid(f"{_quoted(str(item))}: {exc}") from None
+    return tuple(dict.fromkeys(addresses))
+
+
+def _name(raw: object, text: bool) -> str:
+    name = _string(raw)
+    if name and name.isprintable() and name.split() == [name]:
+        return name
+    raise _Invalid(f"must be non-empty without spaces, got {_quoted(name)}")
+
+
 def _key_prefix(raw: object, text: bool) -> str:
     prefix = _string(raw)
     if prefix and prefix.split() == [prefix]:
@@ -299,6 +320,11 @@ _RULES: Final[Mapping[str, Rule]] = MappingProxyType(
         "store.timeout": _positive,
         "store.max_connections": _positive_int,
         "store.on_purge_failure": _choice(get_args(PurgeFailure)),
+        "store.redis_cluster": _boolean,
+        "store.sentinels": _sentinels,
+        "store.sentinel_master": _name,
+        "store.local_max_bytes": _not_negative_int,
+        "store.local_ttl": _not_negative,
         "cache.enabled": _boolean,
         "cache.identity_ttl": _positive,
         "cache.stale_if_error": _not_negative,
@@ -471,6 +497,8 @@ def _cross_check(settings: Settings, layers: _Layers) -> None:
                 "not longer than upstream.read_timeout",
             )
         )
+    if settings.store.sentinels and settings.store.redis_cluster:
+        conflicts.append(("store.sentinels", "store.redis_cluster", "set with redis_cluster"))
     if server.body_buffer_bytes > server.max_body_bytes:
         conflicts.append(
             ("server.body_buffer_bytes", "server.max_body_bytes", "larger than max_body_bytes")

@@ -134,6 +134,15 @@ class StoreSettings:
     timeout: float = 0.5
     max_connections: int = 200
     on_purge_failure: PurgeFailure = "refuse"
+    redis_cluster: bool = False
+    """`redis_url` names any node of a Redis Cluster (redis-py's RedisCluster finds the rest)."""
+    sentinels: tuple[Address, ...] = ()
+    """When set, the master named `sentinel_master` is found (and followed) through these."""
+    sentinel_master: str = "mymaster"
+    local_max_bytes: int = 0
+    """The in-process tier in front of Redis (`webproxy.stores.local`); 0 = off."""
+    local_ttl: float = 1.0
+    """Longest an entry stays in the local tier without being read from Redis again."""
 
 
 def _default_ttls() -> Mapping[str, float]:

@@ -108,6 +108,11 @@ DEFAULTS = {
     "store.timeout": 0.5,
     "store.max_connections": 200,
     "store.on_purge_failure": "refuse",
+    "store.redis_cluster": False,
+    "store.sentinels": (),
+    "store.sentinel_master": "mymaster",
+    "store.local_max_bytes": 0,
+    "store.local_ttl": 1.0,
     "cache.enabled": True,
     "cache.identity_ttl": 300.0,
     "cache.stale_if_error": 300.0,
@@ -297,6 +302,12 @@ ENV_CONVERSIONS = {
         ("ChatConfig", "MediaDomain"),
     ),
     "empty list": ("WEBPROXY_CACHE_OVERRIDE_UPSTREAM", "", "cache.override_upstream", ()),
+    "sentinels": (
+        "WEBPROXY_STORE_SENTINELS",
+        "10.0.0.1:26379, [::1]:26380",
+        "store.sentinels",
+        (Address("10.0.0.1", 26379), Address("::1", 26380)),
+    ),
     "port only": ("WEBPROXY_SERVER_LISTEN", ":8080", "server.listen", Address("0.0.0.0", 8080)),
     "ipv6": ("WEBPROXY_ADMIN_LISTEN", "[::1]:9000", "admin.listen", Address("::1", 9000)),
     "choice any case": ("WEBPROXY_LOG_LEVEL", "DEBUG", "log.level", "debug"),
@@ -486,6 +497,26 @@ PROBLEMS = {
         Sources('[store]\nbackend = "disk"\n'),
         "store.backend: must be one of memory, redis",
     ),
+    "sentinel without port": (
+        Sources('[store]\nsentinels = ["10.0.0.1"]\n'),
+        "store.sentinels: '10.0.0.1': missing :PORT",
+    ),
+    "sentinels not a list": (
+        Sources('[store]\nsentinels = "10.0.0.1:26379"\n'),
+        "store.sentinels: must be a list of HOST:PORT, got a string '10.0.0.1:26379'",
+    ),
+    "sentinel master empty": (
+        Sources('[store]\nsentinel_master = ""\n'),
+        "store.sentinel_master: must be non-empty without spaces, got ''",
+    ),
+    "sentinels with cluster": (
+        Sources('[store]\nsentinels = ["10.0.0.1:26379"]\nredis_cluster = true\n'),
+        "store.sentinels: set with redis_cluster",
+    ),
+    "local tier negative": (
+        Sources("[store]\nlocal_max_bytes = -1\n"),
+        "store.local_max_bytes: must be an integer >= 0, got -1",
+    ),
     "redis scheme": (
         Sources('[store]\nredis_url = "http://cache:6379"\n'),
         "store.redis_url: must start with redis://, rediss:// or unix://",
@@ -648,6 +679,11 @@ def test_describe_gives_plain_data_with_secrets_masked() -> None:
         "timeout": 0.5,
         "max_connections": 200,
         "on_purge_failure": "refuse",
+        "redis_cluster": False,
+        "sentinels": [],
+        "sentinel_master": "mymaster",
+        "local_max_bytes": 0,
+        "local_ttl": 1.0,
     }
     cache = described["cache"]
     assert isinstance(cache, dict)
