@@ -13,9 +13,11 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from functools import partial
+from typing import NoReturn
 
 from webproxy import __version__
 from webproxy.appkeys import SettingsSource
+from webproxy.cache.rules import valid_team_id
 from webproxy.config import Address, ConfigError, Settings, load_settings, parse_address
 from webproxy.logs import configure_logging
 from webproxy.server import Listeners, raise_descriptor_limit, run_until_stopped, start_proxy
@@ -24,19 +26,65 @@ DEMO_USER = ("10001", "finesse")
 DEMO_TEAM = "5000"
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with every usage error one line (`webproxy cache clear: --team: ...`)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def _admin_url(text: str) -> str:
+    """An http(s) URL of the admin listener, checked before anything is sent."""
+    parts = urllib.parse.urlsplit(text)
+    try:
+        parts.port  # noqa: B018 - parsing it is the check
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} has a port that is not a number") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an http:// or https:// URL")
+    return text
+
+
+def _team(text: str) -> str:
+    if not valid_team_id(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a team id (digits, as in 5000)")
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="webproxy", description=__doc__)
+    parser = _Parser(prog="webproxy", description=__doc__)
     parser.add_argument("--version", action="version", version=f"webproxy {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the proxy")
-    serve.add_argument("--config", help="TOML config file")
-    serve.add_argument("--upstream", dest="upstream.url", help="Finesse base URL")
-    serve.add_argument("--listen", dest="server.listen", help="proxy HOST:PORT")
-    serve.add_argument("--admin-listen", dest="admin.listen", help="admin HOST:PORT")
-    serve.add_argument("--store", dest="store.backend", choices=("memory", "redis"))
-    serve.add_argument("--redis-url", dest="store.redis_url")
-    serve.add_argument("--workers", dest="server.workers", type=int)
+    serve.add_argument("--config", metavar="FILE", help="TOML config file (see check-config)")
+    serve.add_argument(
+        "--upstream", dest="upstream.url", metavar="URL", help="Finesse base URL (upstream.url)"
+    )
+    serve.add_argument(
+        "--listen", dest="server.listen", metavar="HOST:PORT", help="proxy (server.listen)"
+    )
+    serve.add_argument(
+        "--admin-listen",
+        dest="admin.listen",
+        metavar="HOST:PORT",
+        help="admin API, metrics and health (admin.listen; loopback by default)",
+    )
+    serve.add_argument(
+        "--store",
+        dest="store.backend",
+        choices=("memory", "redis"),
+        help="where cached entries live (store.backend)",
+    )
+    serve.add_argument(
+        "--redis-url", dest="store.redis_url", metavar="URL", help="Redis (store.redis_url)"
+    )
+    serve.add_argument(
+        "--workers",
+        dest="server.workers",
+        metavar="N",
+        help="worker processes on one port (server.workers)",
+    )
 
     sim = commands.add_parser("sim", help="run the bundled Finesse simulator")
     sim.add_argument("--listen", default="127.0.0.1:8082", help="HOST:PORT (127.0.0.1:8082)")
@@ -52,15 +100,21 @@ def build_parser() -> argparse.ArgumentParser:
     cache_commands = cache.add_subparsers(dest="cache_command", required=True)
     clear = cache_commands.add_parser("clear", help="clear cached entries")
     clear.add_argument("what", choices=("rest",), help="rest: the REST API cache")
-    clear.add_argument("--team", help="only this team's entries")
+    clear.add_argument("--team", type=_team, help="only this team's entries")
     clear.add_argument("--resource", help="only this resource (ChatConfig, TeamResource, ...)")
     stats = cache_commands.add_parser("stats", help="entries, bytes and hit ratio")
     for sub in (clear, stats):
-        sub.add_argument("--admin-url", default="http://127.0.0.1:9901")
+        sub.add_argument(
+            "--admin-url",
+            type=_admin_url,
+            default="http://127.0.0.1:9901",
+            metavar="URL",
+            help="the proxy's admin listener (http://127.0.0.1:9901)",
+        )
         sub.add_argument("--token", help="admin token (default: $WEBPROXY_ADMIN_TOKEN)")
 
     check = commands.add_parser("check-config", help="validate a config file")
-    check.add_argument("file")
+    check.add_argument("file", help="the TOML file to check")
     return parser
 
 
@@ -222,6 +276,9 @@ def _admin_call(base: str, path: str, method: str, token: str | None) -> int:
         with urllib.request.urlopen(request, timeout=10) as response:
             body = json.loads(response.read() or b"{}")
     except urllib.error.HTTPError as exc:
+        if exc.code == 401:
+            print(_refused(token), file=sys.stderr)
+            return 1
         detail = _error_detail(exc)
         print(f"webproxy: admin API answered {exc.code} {exc.reason}{detail}", file=sys.stderr)
         return 1
@@ -231,6 +288,15 @@ def _admin_call(base: str, path: str, method: str, token: str | None) -> int:
         return 1
     print(json.dumps(body, indent=2, sort_keys=True))
     return 0
+
+
+def _refused(token: str | None) -> str:
+    if token:
+        return "webproxy: admin API answered 401: the admin token was refused"
+    return (
+        "webproxy: admin API answered 401: it needs the admin token"
+        " (--token or $WEBPROXY_ADMIN_TOKEN)"
+    )
 
 
 def _error_detail(exc: urllib.error.HTTPError) -> str:

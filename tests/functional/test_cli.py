@@ -174,16 +174,81 @@ async def test_cache_clear_rest_with_the_admin_token_clears(
     assert await missed(guarded) == set(WARM)
 
 
-@pytest.mark.parametrize("flags", [("--token", "wrong"), ()], ids=["wrong-token", "no-token"])
+@pytest.mark.parametrize(
+    ("flags", "says"),
+    [(("--token", "wrong"), "the admin token was refused"), ((), "it needs the admin token")],
+    ids=["wrong-token", "no-token"],
+)
 async def test_cache_clear_rest_refused_by_the_token_exits_1_with_one_line_naming_401(
-    guarded: Proxy, flags: tuple[str, ...]
+    guarded: Proxy, flags: tuple[str, ...], says: str
 ) -> None:
     done = await webproxy("cache", "clear", "rest", *flags, "--admin-url", admin_url(guarded))
     assert done.code == 1
     assert done.out == ""
     assert len(done.err.splitlines()) == 1
     assert "401" in done.err
+    assert says in done.err
     assert await missed(guarded) == set()
+
+
+@pytest.mark.parametrize(
+    ("args", "names"),
+    [
+        (("cache", "stats", "--admin-url", "nonsense"), "--admin-url"),
+        (("cache", "clear", "rest", "--admin-url", "http://127.0.0.1:99999"), "--admin-url"),
+        (("cache", "clear", "rest", "--admin-url", "ftp://127.0.0.1:9901"), "--admin-url"),
+        (("cache", "clear", "rest", "--team", "abc"), "--team"),
+        (("cache", "clear", "rest", "--team", "5e3"), "--team"),
+        (("cache", "clear", "nothing"), "nothing"),
+        (("cache", "frobnicate"), "frobnicate"),
+        (("serve", "--no-such-flag"), "--no-such-flag"),
+        (("serve", "--workers", "two"), "server.workers"),
+        (("frobnicate",), "frobnicate"),
+    ],
+    ids=[
+        "admin-url-nonsense",
+        "admin-url-port",
+        "admin-url-scheme",
+        "team-letters",
+        "team-exponent",
+        "unknown-cache",
+        "unknown-cache-command",
+        "unknown-serve-flag",
+        "workers-not-a-number",
+        "unknown-command",
+    ],
+)
+async def test_a_cli_mistake_is_one_line_and_exit_2_never_a_traceback(
+    args: tuple[str, ...], names: str
+) -> None:
+    done = await webproxy(*args)
+    assert done.code == 2
+    assert done.out == ""
+    assert len(done.err.splitlines()) == 1, done.err
+    assert names in done.err
+    assert "Traceback" not in done.err
+
+
+async def test_serve_help_names_every_option_as_documented_with_help_for_each() -> None:
+    done = await webproxy("serve", "--help")
+    assert done.code == 0
+    for documented in (
+        "--config FILE",
+        "--upstream URL",
+        "--listen HOST:PORT",
+        "--admin-listen HOST:PORT",
+        "--store {memory,redis}",
+        "--redis-url URL",
+        "--workers N",
+    ):
+        assert documented in done.out
+    lines = done.out.split("options:\n", 1)[1].splitlines()
+    flags = [n for n, line in enumerate(lines) if line.startswith("  -")]
+    assert len(flags) == 8  # -h and the seven above
+    for n in flags:  # a help text beside the flag, or on the line below it
+        beside = re.fullmatch(r"  \S.*?\s{2,}\S.*", lines[n])
+        below = n + 1 < len(lines) and re.match(r"\s{10,}\S", lines[n + 1])
+        assert beside or below, lines[n]
 
 
 async def test_cache_clear_rest_with_an_unknown_resource_exits_1_with_one_line(
