@@ -35,6 +35,7 @@ class EventKind(IntEnum):
     FORGET_TEAM = 2
     CLEAR = 3
     FILLED = 4  # a key's hash: its fill is done (replicas only; see `webproxy.fills`)
+    PURGED = 5  # a counter's name: bumped (replicas only; see `webproxy.stores.local`)
 
 
 @dataclass(frozen=True, slots=True)
