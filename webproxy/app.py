@@ -45,7 +45,7 @@ from webproxy.appkeys import (
 from webproxy.cache.entry import CachedResponse, allocated, decode_entry, encode_entry
 from webproxy.cached import Outcome, fills_key, flights_key
 from webproxy.coalesce import Flights
-from webproxy.config import Settings
+from webproxy.config import Settings, StoreSettings
 from webproxy.errors import ClientGone, TooManyForClient
 from webproxy.fills import Fills
 from webproxy.fleet import Event, EventKind
@@ -57,6 +57,7 @@ from webproxy.logs import loggable_target
 from webproxy.metrics import Metrics
 from webproxy.repurge import Repurges
 from webproxy.shares import Shares
+from webproxy.stores.local import LocalTier
 from webproxy.stores.memory import HELD_OVERHEAD, MemoryStore
 from webproxy.stores.redis import RedisStore, make_redis_client, make_subscriber_client
 from webproxy.stores.redis_events import RedisEvents
@@ -226,7 +227,7 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     client = make_redis_client(
         store.redis_url.reveal(), timeout=store.timeout, max_connections=store.max_connections
     )
-    app[store_key] = RedisStore[CachedResponse](
+    shared = RedisStore[CachedResponse](
         client,
         prefix=store.key_prefix,
         encode=encode_entry,
@@ -237,14 +238,27 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     events = RedisEvents(client, subscriber, prefix=store.key_prefix)
     identities, fills = app[identities_key], app[fills_key]
     identities.broadcast = fills.publish = events.publish
+    tier = _local_tier(shared, store)
+    app[store_key] = shared if tier is None else tier
 
     def deliver(event: Event) -> None:
         if event.kind is EventKind.FILLED:
             fills.wake(event.payload)
+        elif event.kind is EventKind.PURGED:
+            if tier is not None:
+                tier.receive(event)
         else:
             identities.receive(event)
 
-    listening = asyncio.create_task(events.listen(deliver, identities.drop_learned))
+    def missed() -> None:
+        identities.drop_learned()
+        if tier is not None:
+            tier.distrust()
+
+    if tier is not None:
+        tier.publish = events.publish
+    subscribed = tier.trust if tier is not None else None
+    listening = asyncio.create_task(events.listen(deliver, missed, subscribed))
     with contextlib.suppress(TimeoutError):  # serve once subscribed, or once Redis failed
         async with asyncio.timeout(2 * store.timeout):
             await events.settled.wait()
@@ -255,10 +269,23 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
         with contextlib.suppress(asyncio.CancelledError):
             await listening
         identities.broadcast = fills.publish = None
+        if tier is not None:
+            tier.publish = None
         await events.close()
         await app[store_key].close()
         await subscriber.aclose()
         await client.aclose()
+
+
+def _local_tier(
+    shared: RedisStore[CachedResponse], store: StoreSettings
+) -> LocalTier[CachedResponse] | None:
+    """The in-process tier in front of Redis, when configured (`store.local_max_bytes`)."""
+    if store.local_max_bytes <= 0 or store.local_ttl <= 0:
+        return None
+    return LocalTier(
+        shared, max_bytes=store.local_max_bytes, ttl=store.local_ttl, sizeof=entry_cost
+    )
 
 
 async def _repurges_ctx(app: web.Application) -> AsyncIterator[None]:

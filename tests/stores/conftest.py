@@ -9,6 +9,7 @@ from redis.asyncio import Redis
 
 from tests.conftest import ManualClock
 from webproxy.stores.base import CacheStore
+from webproxy.stores.local import LocalTier
 from webproxy.stores.memory import MemoryStore
 from webproxy.stores.redis import RedisStore, make_redis_client
 from webproxy.stores.shared import SharedGenerations
@@ -34,13 +35,14 @@ async def redis_client(redis_url: str) -> AsyncIterator[Redis]:
     await client.aclose()
 
 
-@pytest.fixture(params=["memory", "memory-shared", "redis"])
+@pytest.fixture(params=["memory", "memory-shared", "redis", "redis-local"])
 async def store(
     request: pytest.FixtureRequest, clock: ManualClock
 ) -> AsyncIterator[CacheStore[bytes]]:
     """Each store in turn, holding bytes; the memory stores run on `clock`.
 
-    `memory-shared` keeps its generations in memory shared with forked workers.
+    `memory-shared` keeps its generations in memory shared with forked workers;
+    `redis-local` is Redis behind the local tier (subscribed: copies are made).
     """
     if request.param.startswith("memory"):
         shared = SharedGenerations() if request.param == "memory-shared" else None
@@ -54,6 +56,11 @@ async def store(
     prefix: str = request.getfixturevalue("redis_prefix")
     client = make_redis_client(url, timeout=STORE_TIMEOUT)
     redis_store = RedisStore(client, prefix=prefix, encode=identity, decode=identity)
-    yield redis_store
+    if request.param == "redis-local":
+        tier = LocalTier(redis_store, max_bytes=MEMORY_BUDGET, ttl=60.0, sizeof=value_length)
+        tier.trust()
+        yield tier
+    else:
+        yield redis_store
     await redis_store.close()
     await client.aclose()

@@ -30,6 +30,7 @@ log = logging.getLogger("webproxy.store")
 Receive = Callable[[Event], None]
 Missed = Callable[[], None]
 
+MAX_PAYLOAD: Final = 64  # a digest, a team id or a counter's name
 PING_EVERY: Final = 5.0
 RETRY_AFTER: Final = 1.0
 MAX_RETRY: Final = 10.0
@@ -41,7 +42,7 @@ def encode_event(event: Event) -> bytes:
 
 def decode_event(message: bytes) -> Event | None:
     """The event in a message, or None for one that is not ours."""
-    if not message or len(message) > 17 or message[0] not in tuple(EventKind):
+    if not message or len(message) > 1 + MAX_PAYLOAD or message[0] not in tuple(EventKind):
         return None
     return Event(EventKind(message[0]), message[1:])
 
@@ -70,12 +71,15 @@ class RedisEvents:
         except (RedisError, OSError, TimeoutError) as exc:
             log.warning("could not tell other replicas (%s): %r", event.kind.name, exc)
 
-    async def listen(self, receive: Receive, missed: Missed) -> None:
-        """Deliver events until cancelled, subscribing again after every loss."""
+    async def listen(
+        self, receive: Receive, missed: Missed, subscribed: Missed | None = None
+    ) -> None:
+        """Deliver events until cancelled, subscribing again after every loss; `subscribed`
+        is called each time a subscription is made (after `missed`)."""
         retry = RETRY_AFTER
         while True:
             try:
-                await self._subscribed(receive, missed)
+                await self._subscribed(receive, missed, subscribed)
                 retry = RETRY_AFTER
             except (RedisError, OSError, TimeoutError) as exc:
                 log.warning("event subscription lost (%r); identities dropped", exc)
@@ -85,12 +89,14 @@ class RedisEvents:
             retry = min(retry * 2, MAX_RETRY)
 
     async def _subscribed(
-        self, receive: Callable[[Event], None], missed: Callable[[], None]
+        self, receive: Receive, missed: Missed, subscribed: Missed | None
     ) -> None:
         pubsub = self._subscriber.pubsub()
         try:
             await pubsub.subscribe(self.channel)
             missed()  # whatever came before this subscription was not heard
+            if subscribed is not None:
+                subscribed()
             self.settled.set()
             last_pong = time.monotonic()
             next_ping = last_pong + PING_EVERY
