@@ -317,16 +317,18 @@ class Fetcher:
         store, fills = app[store_key], app[fills_key]
         settings = app[settings_key].current
         claimed: str | None = None  # our claim's token, to give back
-        if self.generation is not None:  # None: the store is down, it fetches alone
-            hold = settings.upstream.connect_timeout + settings.upstream.read_timeout + 1.0
-            with contextlib.suppress(StoreUnavailable):
-                claimed = await store.claim(self.key, hold)
-                if claimed is None:  # another process is fetching it: wait, then read it
-                    await fills.wait(self.key, settings.cache.coalesce_timeout)
+        try:
+            if self.generation is not None:  # None: the store is down, it fetches alone
+                hold = settings.upstream.connect_timeout + settings.upstream.read_timeout + 1.0
+                with contextlib.suppress(StoreUnavailable):
+                    claimed = await store.claim(self.key, hold)
+                    if claimed is None:  # another process is fetching it: wait for it
+                        await fills.wait(self.key, settings.cache.coalesce_timeout)
+                    # Read it again even when ours: a filler may have stored it and given
+                    # its claim back between our lookup's miss and our claim.
                     collapsed = await self._filled_by_another()
                     if collapsed is not None:
                         return collapsed
-        try:
             async with app[shares_key].hold(self.remote):
                 return await self._fetch()
         finally:

@@ -7,7 +7,9 @@ waits, at most `cache.coalesce_timeout`, to be told it was filled: the filler pu
 the key's hash on the fleet's event channel (`stores.redis_events`) and every process
 wakes its waiters for it, no polling. Then the store is read again, with the same
 generation and access checks as any lookup; if nothing usable is there (the filler got a
-401, a 5xx, or died), the waiter fetches for itself. Nothing can deadlock: every wait has
+401, a 5xx, or died), the waiter fetches for itself. A leader that wins the claim reads
+the store once more before it fetches: its lookup may have missed just before another
+process stored the key and gave its claim back. Nothing can deadlock: every wait has
 a deadline, and every claim a TTL.
 """
 
