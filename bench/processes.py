@@ -49,7 +49,7 @@ class RunStopped(BaseException):
 
 @dataclass(frozen=True, slots=True)
 class Proxy:
-    """A running `webproxy serve`: its base URLs and its pid (one process, one worker)."""
+    """A running `webproxy serve`: its base URLs and its pid (its supervisor's, with workers)."""
 
     url: str
     admin_url: str
@@ -132,6 +132,12 @@ class Processes:
                 process.wait()
         self.children = [(n, p) for n, p in self.children if p is not process]
 
+    def stop_pid(self, pid: int) -> None:
+        """Stop the child with this pid, if it is one of ours."""
+        for _, process in list(self.children):
+            if process.pid == pid:
+                self.stop(process)
+
     def stop_all(self) -> None:
         for _, process in reversed(self.children):
             self.stop(process)
@@ -170,19 +176,25 @@ def start_proxy(
     redis_url: str | None = None,
     env: Mapping[str, str] | None = None,
     cpu: int | None = None,
+    workers: int = 1,
+    name: str = "webproxy",
 ) -> Proxy:
     """`webproxy serve` on free ports (memory store unless `redis_url`); `env` adds
-    WEBPROXY_* settings, for example `{"WEBPROXY_CACHE_TTL_TEAMRESOURCE": "3600"}`."""
+    WEBPROXY_* settings, for example `{"WEBPROXY_CACHE_TTL_TEAMRESOURCE": "3600"}`.
+    `workers` > 1 forks that many workers on the one port (`pid` is their supervisor's);
+    `name` names its log file, `<name>.log`, and must differ between proxies of one run."""
     command = [sys.executable, "-m", "webproxy", "serve", "--upstream", upstream]
     command += ["--listen", f"{LOCALHOST}:0", "--admin-listen", f"{LOCALHOST}:0"]
     command += ["--store", "memory"] if redis_url is None else ["--store", "redis"]
     command += [] if redis_url is None else ["--redis-url", redis_url]
-    process, found = processes.start("webproxy", command, PROXY_READY, cpu=cpu, env=env)
+    command += [] if workers == 1 else ["--workers", str(workers)]
+    process, found = processes.start(name, command, PROXY_READY, cpu=cpu, env=env)
     return Proxy(f"http://{found.group(1)}", f"http://{found.group(2)}", process.pid)
 
 
-def start_redis(processes: Processes) -> str:
-    """A throwaway redis-server (no persistence) on a free port; its URL."""
+def start_redis(processes: Processes, *, cpu: int | None = None) -> str:
+    """A throwaway redis-server (no persistence) on a free port (pinned to `cpu` if given);
+    its URL. Its Popen is `processes.children`' entry named "redis"."""
     binary = shutil.which("redis-server")
     if binary is None:
         raise StartFailed(
@@ -192,7 +204,7 @@ def start_redis(processes: Processes) -> str:
         port = free_port()
         command = [binary, "--port", str(port), "--bind", LOCALHOST, "--save", ""]
         command += ["--appendonly", "no", "--dir", str(processes.workdir)]
-        process = processes.spawn("redis", command)
+        process = processes.spawn("redis", command, cpu=cpu)
         deadline = time.monotonic() + READY_TIMEOUT
         while process.poll() is None and time.monotonic() < deadline:
             if pings(port) and process.poll() is None:  # ours answered, not a squatter
