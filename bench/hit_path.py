@@ -2,13 +2,14 @@
 
 The standard: "The cache-hit path is measured against a bare aiohttp server that returns
 the same bytes from memory, in the same run, as requests per server CPU-second; aim for at
-least 0.8x of it with the in-process store." Starts the simulator and `webproxy serve`
-(memory store), signs agent 10001 in and warms his team's ReasonCodes, then starts
-`bench.bare_server` with the proxy's own hit answer (same body, same headers). Each server
-is pinned to one CPU and loaded by the same generator (wrk, else an aiohttp client) pinned
-to another, for a fixed time; its CPU time comes from /proc/<pid>/stat.
+least 0.8x of it with the in-process store." Starts the simulator and one `webproxy serve`
+per store of `--stores` (memory; redis; redis with the local tier, on one redis-server),
+signs agent 10001 in and warms his team's ReasonCodes through each, then starts
+`bench.bare_server` with the memory proxy's hit answer (same body, same headers). Each
+server is pinned to one CPU and loaded by the same generator (wrk, else an aiohttp client)
+pinned to another, for a fixed time; its CPU time comes from /proc/<pid>/stat.
 
-    .venv/bin/python -m bench.hit_path [--duration 10] [--connections 50] [--json]
+    .venv/bin/python -m bench.hit_path [--duration 10] [--connections 50] [--stores ...] [--json]
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from bench.processes import (
     cpu_seconds,
     run_limits,
     start_proxy,
+    start_redis,
     start_simulator,
     two_cpus,
     work_directory,
@@ -56,6 +58,27 @@ LONG_LIVED: Final = {
     "WEBPROXY_CACHE_IDENTITY_TTL": "86400",
 }
 AIM: Final = 0.8
+
+
+@dataclass(frozen=True, slots=True)
+class StoreSetup:
+    """One proxy of the run: its row's name and the store settings it gets."""
+
+    name: str
+    redis: bool
+    env: Mapping[str, str]
+
+
+#: The rows `--stores` chooses from; "webproxy" (memory) is the one the standard is about.
+STORES: Final = {
+    "memory": StoreSetup("webproxy", False, {}),
+    "redis": StoreSetup("redis", True, {}),
+    "redis+local": StoreSetup(
+        "redis+local",
+        True,
+        {"WEBPROXY_STORE_LOCAL_MAX_BYTES": "16777216", "WEBPROXY_STORE_LOCAL_TTL": "1.0"},
+    ),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,9 +163,18 @@ class ServerRun:
     socket_errors: int
     p50_ms: float
     p99_ms: float
+    redis_cpu_s: float | None  # redis-server's CPU time in the window, for a Redis store
 
 
-def load_server(name: str, url: str, pid: int, args: argparse.Namespace, setup: Setup) -> ServerRun:
+def load_server(
+    name: str,
+    url: str,
+    pid: int,
+    args: argparse.Namespace,
+    setup: Setup,
+    redis_pid: int | None = None,
+) -> ServerRun:
+    redis_before = cpu_seconds(redis_pid) if redis_pid is not None else 0.0
     before = cpu_seconds(pid)
     result: LoadResult = run_load(
         setup.tool,
@@ -154,6 +186,7 @@ def load_server(name: str, url: str, pid: int, args: argparse.Namespace, setup: 
         workdir=setup.workdir,
     )
     cpu = cpu_seconds(pid) - before
+    redis_cpu = cpu_seconds(redis_pid) - redis_before if redis_pid is not None else None
     return ServerRun(
         server=name,
         requests=result.requests,
@@ -165,6 +198,7 @@ def load_server(name: str, url: str, pid: int, args: argparse.Namespace, setup: 
         socket_errors=result.socket_errors,
         p50_ms=round(result.p50_ms, 2),
         p99_ms=round(result.p99_ms, 2),
+        redis_cpu_s=round(redis_cpu, 2) if redis_cpu is not None else None,
     )
 
 
@@ -182,6 +216,17 @@ class HitCheck:
 
 
 @dataclass(frozen=True, slots=True)
+class ProxyFigures:
+    """One proxy's totals over the rounds, against the bare server."""
+
+    server: str  # "webproxy" (memory store), "redis", "redis+local"
+    requests_per_cpu_s: float
+    ratio: float  # this proxy / bare, requests per server CPU-second
+    with_redis_per_cpu_s: float | None  # requests per CPU-second of proxy + redis-server
+    check: HitCheck
+
+
+@dataclass(frozen=True, slots=True)
 class HitReport:
     """Every printed figure; `--json` prints it as one object."""
 
@@ -196,15 +241,17 @@ class HitReport:
     headers: list[str]
     runs: list[ServerRun]
     bare_requests_per_cpu_s: float
-    proxy_requests_per_cpu_s: float
-    ratio: float  # proxy / bare, requests per server CPU-second
+    proxies: list[ProxyFigures]
     aim: float
-    check: HitCheck
+
+    @property
+    def all_hits(self) -> bool:
+        return all(p.check.all_hits for p in self.proxies)
 
 
-def per_cpu_second(runs: Sequence[ServerRun], server: str) -> float:
+def per_cpu_second(runs: Sequence[ServerRun], server: str, *, with_redis: bool = False) -> float:
     mine = [r for r in runs if r.server == server]
-    cpu = sum(r.cpu_s for r in mine)
+    cpu = sum(r.cpu_s + ((r.redis_cpu_s or 0.0) if with_redis else 0.0) for r in mine)
     return round(sum(r.requests for r in mine) / cpu, 1) if cpu > 0 else 0.0
 
 
@@ -247,21 +294,69 @@ def hit_check(
     )
 
 
+def start_proxies(
+    args: argparse.Namespace, procs: Processes, setup: Setup, sim: str
+) -> tuple[dict[str, Proxy], int | None]:
+    """One proxy per `--stores` entry (Redis ones on one redis-server, pinned with the
+    servers, a key prefix each); the proxies by row name, and redis-server's pid."""
+    redis_url = redis_pid = None
+    if any(STORES[name].redis for name in args.stores):
+        redis_url = start_redis(procs, cpu=setup.server_cpu)
+        redis_pid = next(p.pid for name, p in procs.children if name == "redis")
+    proxies = {}
+    for name in args.stores:
+        store = STORES[name]
+        env = {**LONG_LIVED, **store.env}
+        if store.redis:
+            env["WEBPROXY_STORE_KEY_PREFIX"] = f"hitpath-{name.replace('+', '-')}"
+        proxies[store.name] = start_proxy(
+            procs,
+            sim,
+            redis_url=redis_url if store.redis else None,
+            env=env,
+            cpu=setup.server_cpu,
+            name="webproxy" if name == "memory" else f"webproxy-{name}",
+        )
+    return proxies, redis_pid
+
+
 def measure(args: argparse.Namespace, procs: Processes, setup: Setup) -> HitReport:
     sim = start_simulator(procs, latency_ms=0, cpu=setup.load_cpu)
-    proxy = start_proxy(procs, sim, env=LONG_LIVED, cpu=setup.server_cpu)
-    hit = warm(proxy)
+    proxies, redis_pid = start_proxies(args, procs, setup, sim)
+    hits = {name: warm(proxy) for name, proxy in proxies.items()}
+    hit = next(iter(hits.values()))  # the memory proxy's, unless --stores leaves it out
     bare_pid, bare_url, same = start_bare(procs, setup, hit)
-    before = cache_statuses(proxy.url + PATH + QUERY, args.samples)
-    admin0, sim0 = http_json(f"{proxy.admin_url}/admin/cache"), http_json(f"{sim}/sim/stats")
+    samples0 = {n: cache_statuses(p.url + PATH + QUERY, args.samples) for n, p in proxies.items()}
+    admin0 = {n: http_json(f"{p.admin_url}/admin/cache") for n, p in proxies.items()}
+    sim0 = http_json(f"{sim}/sim/stats")
     runs: list[ServerRun] = []
     for _ in range(args.rounds):
         runs.append(load_server("bare", bare_url, bare_pid, args, setup))
-        runs.append(load_server("webproxy", proxy.url, proxy.pid, args, setup))
-    admin1, sim1 = http_json(f"{proxy.admin_url}/admin/cache"), http_json(f"{sim}/sim/stats")
-    after = cache_statuses(proxy.url + PATH + QUERY, args.samples)
-    proxy_runs = [r for r in runs if r.server == "webproxy"]
-    bare_rate, proxy_rate = per_cpu_second(runs, "bare"), per_cpu_second(runs, "webproxy")
+        for name, proxy in proxies.items():
+            redis = redis_pid if name != "webproxy" else None
+            runs.append(load_server(name, proxy.url, proxy.pid, args, setup, redis))
+    admin1 = {n: http_json(f"{p.admin_url}/admin/cache") for n, p in proxies.items()}
+    sim1 = http_json(f"{sim}/sim/stats")
+    samples1 = {n: cache_statuses(p.url + PATH + QUERY, args.samples) for n, p in proxies.items()}
+    bare_rate = per_cpu_second(runs, "bare")
+    figures = []
+    for name in proxies:
+        mine = [r for r in runs if r.server == name]
+        rate = per_cpu_second(runs, name)
+        check = hit_check(
+            (samples0[name], samples1[name]), (admin0[name], admin1[name]), (sim0, sim1), mine
+        )
+        figures.append(
+            ProxyFigures(
+                server=name,
+                requests_per_cpu_s=rate,
+                ratio=round(rate / bare_rate, 3) if bare_rate else 0.0,
+                with_redis_per_cpu_s=(
+                    per_cpu_second(runs, name, with_redis=True) if name != "webproxy" else None
+                ),
+                check=check,
+            )
+        )
     return HitReport(
         url=PATH + QUERY,
         body_bytes=len(hit.body),
@@ -274,10 +369,8 @@ def measure(args: argparse.Namespace, procs: Processes, setup: Setup) -> HitRepo
         headers=list(hit.end_to_end()),
         runs=runs,
         bare_requests_per_cpu_s=bare_rate,
-        proxy_requests_per_cpu_s=proxy_rate,
-        ratio=round(proxy_rate / bare_rate, 3) if bare_rate else 0.0,
+        proxies=figures,
         aim=AIM,
-        check=hit_check((before, after), (admin0, admin1), (sim0, sim1), proxy_runs),
     )
 
 
@@ -291,33 +384,47 @@ def print_table(r: HitReport) -> None:
     rounds = f"{r.rounds} round{'s' if r.rounds > 1 else ''}"
     print(
         f"hit path: GET {r.url} ({r.body_bytes}-byte body), {r.tool}, {r.connections} "
-        f"connections, {r.duration_s:g} s per window, {rounds} (bare, then webproxy)"
+        f"connections, {r.duration_s:g} s per window, {rounds} "
+        f"(bare, then {', '.join(p.server for p in r.proxies)})"
     )
     print(f"  pinning       {r.pinned}")
     same = "yes" if r.bare_same_answer else "NO"
     print(
         f"  bare server   same body and headers as the proxy's hit: {same} ({', '.join(r.headers)})"
     )
-    print("  server      requests    req/s   CPU s  req/CPU-s  p50 ms  p99 ms  bad")
+    redis = any(run.redis_cpu_s is not None for run in r.runs)
+    print(
+        "  server      requests    req/s   CPU s  req/CPU-s  p50 ms  p99 ms  bad"
+        + ("  redis CPU s" if redis else "")
+    )
     for run in r.runs:
+        redis_cpu = f"{run.redis_cpu_s:>13}" if run.redis_cpu_s is not None else ""
         print(
-            f"  {run.server:<10} {run.requests:>9} {run.requests_per_s:>8} {run.cpu_s:>7} "
+            f"  {run.server:<11} {run.requests:>8} {run.requests_per_s:>8} {run.cpu_s:>7} "
             f"{run.requests_per_cpu_s:>10} {run.p50_ms:>7} {run.p99_ms:>7} "
-            f"{run.not_2xx_3xx + run.socket_errors:>4}"
+            f"{run.not_2xx_3xx + run.socket_errors:>4}{redis_cpu}"
         )
-    print(
-        f"  per CPU-s     bare {r.bare_requests_per_cpu_s}, webproxy {r.proxy_requests_per_cpu_s}"
-    )
-    print(f"  ratio         webproxy / bare = {r.ratio} (aim: >= {r.aim})")
-    c = r.check
-    hits_before = sum(s.startswith("webproxy; hit") for s in c.before)
-    hits_after = sum(s.startswith("webproxy; hit") for s in c.after)
-    print(
-        f"  all hits      {'yes' if c.all_hits else 'NO'}: Cache-Status hit {hits_before}/"
-        f"{len(c.before)} before, {hits_after}/{len(c.after)} after (e.g. {c.after[:1]}); "
-        f"/admin/cache +{c.hits} hits, +{c.other_lookups} other lookups; "
-        f"Finesse saw {c.upstream_requests} requests; {c.bad_responses} bad responses"
-    )
+    rates = ", ".join(f"{p.server} {p.requests_per_cpu_s}" for p in r.proxies)
+    print(f"  per CPU-s     bare {r.bare_requests_per_cpu_s}, {rates}")
+    for p in r.proxies:
+        aim = f" (aim: >= {r.aim})" if p.server == "webproxy" else ""
+        with_redis = (
+            f"; {p.with_redis_per_cpu_s} per CPU-s of proxy + redis-server"
+            if p.with_redis_per_cpu_s is not None
+            else ""
+        )
+        print(f"  ratio         {p.server} / bare = {p.ratio}{aim}{with_redis}")
+    for p in r.proxies:
+        c = p.check
+        hits_before = sum(s.startswith("webproxy; hit") for s in c.before)
+        hits_after = sum(s.startswith("webproxy; hit") for s in c.after)
+        label, width = ("all hits", 13) if len(r.proxies) == 1 else (f"all hits {p.server}:", 21)
+        print(
+            f"  {label:<{width}} {'yes' if c.all_hits else 'NO'}: Cache-Status hit {hits_before}/"
+            f"{len(c.before)} before, {hits_after}/{len(c.after)} after (e.g. {c.after[:1]}); "
+            f"/admin/cache +{c.hits} hits, +{c.other_lookups} other lookups; "
+            f"Finesse saw {c.upstream_requests} requests; {c.bad_responses} bad responses"
+        )
 
 
 def run(args: argparse.Namespace) -> HitReport:
@@ -338,16 +445,28 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=50, help="keep-alive connections (50)")
     parser.add_argument("--rounds", type=int, default=1, help="bare+webproxy windows (1)")
     parser.add_argument("--loader", choices=("auto", "wrk", "aiohttp"), default="auto")
+    parser.add_argument(
+        "--stores",
+        type=lambda text: text.split(","),
+        default=list(STORES),
+        help=f"proxies to load, comma-separated, of {','.join(STORES)} (all)",
+    )
     parser.add_argument("--samples", type=int, default=5, help="Cache-Status samples (5)")
     parser.add_argument("--no-pin", action="store_true", help="do not pin processes to CPUs")
-    parser.add_argument("--time-limit", type=float, default=120.0, help="hard cap, s (120)")
+    parser.add_argument("--time-limit", type=float, default=180.0, help="hard cap, s (180)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--workdir", help="keep process logs here (default: a temp dir)")
     args = parser.parse_args(argv)
     if args.duration <= 0 or args.connections < 1 or args.rounds < 1 or args.samples < 1:
         parser.error("need duration > 0, connections >= 1, rounds >= 1, samples >= 1")
-    if args.time_limit < 2 * args.rounds * args.duration + 30:
-        parser.error("--time-limit must leave 30 s beyond the 2 x rounds x duration of load")
+    unknown = [name for name in args.stores if name not in STORES]
+    if unknown or not args.stores or len(set(args.stores)) < len(args.stores):
+        parser.error(f"--stores: each of {', '.join(STORES)} at most once, got {unknown}")
+    windows = 1 + len(args.stores)
+    if args.time_limit < windows * args.rounds * args.duration + 30:
+        parser.error(
+            f"--time-limit must leave 30 s beyond the {windows} x rounds x duration of load"
+        )
     return args
 
 
@@ -366,7 +485,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(asdict(report), indent=2))
     else:
         print_table(report)
-    return 0 if report.check.all_hits and report.bare_same_answer else 1
+    return 0 if report.all_hits and report.bare_same_answer else 1
 
 
 if __name__ == "__main__":
