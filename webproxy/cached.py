@@ -320,10 +320,10 @@ class Fetcher:
         try:
             if self.generation is not None:  # None: the store is down, it fetches alone
                 hold = settings.upstream.connect_timeout + settings.upstream.read_timeout + 1.0
-                with contextlib.suppress(StoreUnavailable):
+                with contextlib.suppress(StoreUnavailable), fills.watching(self.key) as watch:
                     claimed = await store.claim(self.key, hold)
                     if claimed is None:  # another process is fetching it: wait for it
-                        await fills.wait(self.key, settings.cache.coalesce_timeout)
+                        await watch.wait(settings.cache.coalesce_timeout)
                     # Read it again even when ours: a filler may have stored it and given
                     # its claim back between our lookup's miss and our claim.
                     collapsed = await self._filled_by_another()

@@ -16,8 +16,9 @@ a deadline, and every claim a TTL.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -36,6 +37,22 @@ class _Waiting:
     waiters: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class Watch:
+    """One waiter's view of a key being filled elsewhere."""
+
+    filled: asyncio.Event
+
+    async def wait(self, patience: float) -> bool:
+        """Until the key is said to be filled (True) or `patience` runs out (False)."""
+        try:
+            async with asyncio.timeout(patience):
+                await self.filled.wait()
+            return True
+        except TimeoutError:
+            return False
+
+
 class Fills:
     """This process's waiters for keys another process is filling."""
 
@@ -46,23 +63,27 @@ class Fills:
     def __len__(self) -> int:
         return len(self._waiting)
 
-    async def wait(self, key: str, patience: float) -> bool:
-        """Until `key` is said to be filled (True) or `patience` runs out (False)."""
+    @contextlib.contextmanager
+    def watching(self, key: str) -> Iterator[Watch]:
+        """Be woken for `key` from now on. Enter it before asking for the claim: a fill
+        that ends while the refused claim's answer is on its way is then not missed (the
+        filled event and the claim's answer come over different connections)."""
         digest = key_hash(key)
         waiting = self._waiting.get(digest)
         if waiting is None:
             waiting = self._waiting[digest] = _Waiting()
         waiting.waiters += 1
         try:
-            async with asyncio.timeout(patience):
-                await waiting.filled.wait()
-            return True
-        except TimeoutError:
-            return False
+            yield Watch(waiting.filled)
         finally:
             waiting.waiters -= 1
             if not waiting.waiters and self._waiting.get(digest) is waiting:
                 del self._waiting[digest]
+
+    async def wait(self, key: str, patience: float) -> bool:
+        """Until `key` is said to be filled (True) or `patience` runs out (False)."""
+        with self.watching(key) as watch:
+            return await watch.wait(patience)
 
     def filled(self, key: str) -> None:
         """`key` was filled (or given up) here: wake this process, tell the others."""
