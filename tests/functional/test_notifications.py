@@ -1,15 +1,21 @@
-"""Finesse notifications through the proxy: WebSocket relay and BOSH long polls."""
+"""Finesse notifications through the proxy: WebSocket relay and BOSH long polls, and an
+agent signing in over XMPP (RFC 7395 WebSocket, XEP-0206 BOSH) to hear its state change.
+
+Clients that do not offer the `xmpp` subprotocol get the simulator's echo at /ws/.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
+import xml.etree.ElementTree as ET
 
 import aiohttp
 import pytest
 from aiohttp import WSMsgType
 
-from tests.conftest import Proxy, ProxyFactory, Sim, settings_for
+from tests.conftest import Proxy, ProxyFactory, Sim, basic, settings_for
+from tests.xmppclient import HTTPBIND, BoshClient, WsClient
 
 
 @pytest.fixture
@@ -53,12 +59,84 @@ async def test_a_websocket_quiet_past_the_idle_timeout_is_closed(
 
 
 async def test_a_long_poll_outlives_the_read_timeout(patient: Proxy) -> None:
-    body = "<body rid='1' sid='s' wait='0.8' xmlns='http://jabber.org/protocol/httpbind'/>"
-    response = await patient.client.post(
-        "/http-bind/", data=body, headers={"Content-Type": "text/xml"}
-    )
-    assert response.status == 200
-    assert "httpbind" in await response.text()
+    bosh = BoshClient(patient.client.session, patient.client.make_url("/http-bind/"), wait=0.8)
+    await bosh.sign_in("10001")
+    started = time.monotonic()
+    answer = await bosh.request()
+    assert time.monotonic() - started >= 0.8
+    assert (answer.tag, len(answer), answer.get("type")) == (f"{{{HTTPBIND}}}body", 0, None)
+
+
+async def test_an_agent_signed_in_over_websocket_hears_its_state_change(
+    proxy: Proxy, sim: Sim
+) -> None:
+    async with proxy.client.ws_connect("/ws/", protocols=("xmpp",)) as ws:
+        assert ws.protocol == "xmpp"
+        xmpp = WsClient(ws)
+        assert await xmpp.sign_in("10001") == "10001@finesse.example.com/desk"
+        await change_state(proxy, "10001", "ws-1")
+        node, update = await xmpp.next_event(within=5)
+    assert node == "/finesse/api/User/10001"
+    assert_signed_in(update, "ws-1")
+    assert sim.sim.hub.delivered == 1
+
+
+async def test_an_agent_signed_in_over_bosh_hears_its_state_change_in_a_held_poll(
+    proxy: Proxy, sim: Sim
+) -> None:
+    bosh = BoshClient(proxy.client.session, proxy.client.make_url("/http-bind/"), wait=30)
+    assert await bosh.sign_in("10001") == "10001@finesse.example.com/desk"
+    sim.sim.reset_stats()
+    poll = asyncio.create_task(bosh.next_event())
+    async with asyncio.timeout(5):
+        await sim.sim.wait_for_requests(1)  # the poll is at the simulator
+    started = time.monotonic()
+    await change_state(proxy, "10001", "bosh-1")
+    async with asyncio.timeout(5):
+        node, update = await poll
+    assert time.monotonic() - started < 5  # answered when the event came, not after `wait`
+    assert node == "/finesse/api/User/10001"
+    assert_signed_in(update, "bosh-1")
+
+
+async def test_malformed_xml_over_websocket_ends_the_stream_not_the_server(proxy: Proxy) -> None:
+    async with proxy.client.ws_connect("/ws/", protocols=("xmpp",)) as ws:
+        xmpp = WsClient(ws)
+        await xmpp.open()
+        await xmpp.send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>")
+        error = await xmpp.receive()
+        assert [child.tag.rpartition("}")[2] for child in error] == ["not-well-formed"]
+        assert (await xmpp.receive()).tag == "{urn:ietf:params:xml:ns:xmpp-framing}close"
+        assert (await ws.receive(timeout=5)).type is WSMsgType.CLOSE
+    async with proxy.client.ws_connect("/ws/", protocols=("xmpp",)) as ws:
+        assert await WsClient(ws).sign_in("10001")
+
+
+async def test_malformed_xml_over_bosh_gets_bad_request_not_a_hang(proxy: Proxy) -> None:
+    async with asyncio.timeout(5):
+        response = await proxy.client.post("/http-bind/", data=b"<body rid='1' xmlns='x'><")
+    assert response.status == 400
+    assert "bad-request" in await response.text()
+    bosh = BoshClient(proxy.client.session, proxy.client.make_url("/http-bind/"))
+    assert await bosh.sign_in("10001")
+
+
+async def change_state(proxy: Proxy, user: str, request_id: str) -> None:
+    headers = {**basic(user), "Content-Type": "application/xml", "requestId": request_id}
+    body = "<User><state>LOGIN</state><extension>1001</extension></User>"
+    response = await proxy.client.put(f"/finesse/api/User/{user}", data=body, headers=headers)
+    assert response.status == 202
+
+
+def assert_signed_in(update: ET.Element, request_id: str) -> None:
+    fields = ("event", "requestId", "source", "data/user/state", "data/user/extension")
+    assert [update.findtext(name) for name in fields] == [
+        "PUT",
+        request_id,
+        "/finesse/api/User/10001",
+        "NOT_READY",
+        "1001",
+    ]
 
 
 async def test_an_ordinary_request_that_slow_gives_504(patient: Proxy, sim: Sim) -> None:

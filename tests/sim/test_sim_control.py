@@ -77,8 +77,9 @@ async def test_status_fault_applies_to_notification_paths_too(
     sim: FinesseSimulator, client: SimClient
 ) -> None:
     sim.inject(Fault("/http-bind", FaultKind.STATUS, status=502, count=1))
-    assert (await client.post("/http-bind/", data="<body/>")).status == 502
-    assert (await client.post("/http-bind/", data="<body/>")).status == 200
+    body = "<body rid='1' wait='1' xmlns='http://jabber.org/protocol/httpbind'/>"
+    assert (await client.post("/http-bind/", data=body)).status == 502
+    assert (await client.post("/http-bind/", data=body)).status == 200
 
 
 async def test_faults_are_cleared_over_http(client: SimClient, auth: Auth) -> None:

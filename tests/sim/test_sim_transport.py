@@ -1,4 +1,7 @@
-"""/ws/ WebSocket echo, /http-bind/ long poll and the /sim/echo differential endpoint."""
+"""/ws/ WebSocket echo (clients that do not ask for `xmpp`) and the /sim/echo endpoint.
+
+XMPP at /ws/ and BOSH at /http-bind/ are tested in test_sim_websocket_xmpp and test_sim_bosh.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +15,6 @@ from pytest_aiohttp import AiohttpServer
 
 from tests.sim.conftest import SimClient
 from webproxy.sim import FinesseSimulator
-
-BOSH = "<body rid='1' wait='{wait}' xmlns='http://jabber.org/protocol/httpbind'/>"
 
 
 async def test_websocket_echoes_text_and_binary(client: SimClient) -> None:
@@ -44,39 +45,6 @@ async def test_websocket_is_closed_when_the_server_shuts_down(
             await server.close()
             message = await ws.receive()
         assert message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
-
-
-async def test_http_bind_holds_for_the_wait_attribute(client: SimClient) -> None:
-    loop = asyncio.get_running_loop()
-    started = loop.time()
-    response = await client.post("/http-bind/", data=BOSH.format(wait="0.3"))
-    assert loop.time() - started >= 0.3
-    assert response.content_type == "text/xml"
-    assert await response.text() == "<body xmlns='http://jabber.org/protocol/httpbind'/>"
-
-
-async def test_http_bind_without_wait_answers_at_once(client: SimClient) -> None:
-    loop = asyncio.get_running_loop()
-    started = loop.time()
-    response = await client.post("/http-bind/", data="<body rid='2'/>")
-    assert response.status == 200
-    assert loop.time() - started < 1
-
-
-async def test_http_bind_hold_ends_when_the_server_shuts_down(
-    aiohttp_server: AiohttpServer,
-) -> None:
-    sim = FinesseSimulator()
-    server = await aiohttp_server(sim.app)
-    async with aiohttp.ClientSession() as session:
-        url = server.make_url("/http-bind/")
-        poll = asyncio.create_task(session.post(url, data=BOSH.format(wait="100")))
-        async with asyncio.timeout(5):
-            await sim.wait_for_requests(1)
-            await server.close()
-            response = await poll
-        assert response.status == 200
-        response.release()
 
 
 async def test_echo_returns_body_and_describes_the_request(client: SimClient) -> None:

@@ -5,12 +5,17 @@ the latency, turn ApiError (and unknown /finesse/api routes) into <ApiErrors>, t
 authenticate every /finesse/api call but SystemInfo and UserAuthMode. On /finesse/api
 the latency is added after the handler has read or written the state, as a slow network
 would; elsewhere before it.
+
+`hub` holds the XMPP sessions of every transport and publishes the notifications; with
+`xmpp_port` the app also opens a plain XMPP listener (`xmpp_address`), started and
+stopped with it (cleanup_ctx).
 """
 
 from __future__ import annotations
 
 import asyncio
 import warnings
+from collections.abc import AsyncIterator
 from typing import Final
 from urllib.parse import quote
 
@@ -20,6 +25,7 @@ from yarl import URL
 
 from webproxy.sim import reply
 from webproxy.sim.auth import authenticate, caller_key
+from webproxy.sim.bosh import BoshManager
 from webproxy.sim.config_api import config_routes
 from webproxy.sim.contact_api import ContactRoutes
 from webproxy.sim.control import AccountRoutes, ControlRoutes
@@ -29,6 +35,7 @@ from webproxy.sim.errors import ApiError, for_status
 from webproxy.sim.faults import Fault, FaultBook, FaultKind
 from webproxy.sim.lifetime import Lifetime, drop
 from webproxy.sim.message_api import MessageRoutes
+from webproxy.sim.pubsub import NotificationHub
 from webproxy.sim.state import SimState
 from webproxy.sim.stats import RequestStats, tracked
 from webproxy.sim.system_api import OPEN_PATHS, SystemRoutes
@@ -36,6 +43,7 @@ from webproxy.sim.team_api import TeamRoutes
 from webproxy.sim.team_resource import TeamResourceRoutes
 from webproxy.sim.tomcat import Refused, finesse_path
 from webproxy.sim.transport import TransportRoutes
+from webproxy.sim.xmpp_tcp import XmppListener
 
 MAX_BODY: Final = 8 * 1024 * 1024
 
@@ -43,9 +51,19 @@ MAX_BODY: Final = 8 * 1024 * 1024
 class FinesseSimulator:
     """One simulated Finesse; its state, faults and counts belong to this instance."""
 
-    def __init__(self, data: SimData | None = None, *, latency: float = 0.0) -> None:
+    def __init__(
+        self,
+        data: SimData | None = None,
+        *,
+        latency: float = 0.0,
+        xmpp_port: int | None = None,
+        xmpp_host: str = "127.0.0.1",
+    ) -> None:
         self.data = data if data is not None else SimData.default()
         self.state = SimState(self.data)
+        self.hub = NotificationHub(self.state)
+        self.bosh = BoshManager(self.hub)
+        self.xmpp = None if xmpp_port is None else XmppListener(self.hub, xmpp_host, xmpp_port)
         self.latency = latency
         self.faults = FaultBook()
         self.counts = RequestStats()
@@ -85,6 +103,13 @@ class FinesseSimulator:
         """Move a user to another team, as PATCH /sim/users/{loginId} does."""
         self.state.move_user(login_id, team_id)
 
+    @property
+    def xmpp_address(self) -> tuple[str, int]:
+        """(host, port) of the plain XMPP listener, once the app has started."""
+        if self.xmpp is None:
+            raise RuntimeError("this simulator has no XMPP listener (xmpp_port=None)")
+        return self.xmpp.address
+
     async def wait_for_requests(self, total: int) -> None:
         """Return once `total` counted requests have arrived since the last reset.
 
@@ -104,9 +129,9 @@ class FinesseSimulator:
             SystemRoutes(state),
             TeamRoutes(state),
             TeamResourceRoutes(state),
-            DesktopRoutes(state),
+            DesktopRoutes(state, self.hub),
             MessageRoutes(state),
-            TransportRoutes(self.lifetime),
+            TransportRoutes(self.lifetime, self.hub, self.bosh),
             ControlRoutes(self.counts, self.faults),
             AccountRoutes(state),
         ]
@@ -114,7 +139,17 @@ class FinesseSimulator:
             table.add_to(app.router)
         app.on_startup.append(self.lifetime.start)
         app.on_shutdown.append(self.lifetime.stop)
+        app.on_shutdown.append(self.bosh.stop)
+        app.cleanup_ctx.append(self.xmpp_listener)
         return app
+
+    async def xmpp_listener(self, app: web.Application) -> AsyncIterator[None]:
+        """cleanup_ctx: the plain XMPP listener, when one was asked for."""
+        if self.xmpp is not None:
+            await self.xmpp.start()
+        yield
+        if self.xmpp is not None:
+            await self.xmpp.close()
 
 
 simulator_key: Final = web.AppKey("simulator", FinesseSimulator)

@@ -29,11 +29,17 @@ def authenticate(logins: Mapping[str, UserSpec], header: str | None) -> UserSpec
     except (binascii.Error, UnicodeDecodeError) as exc:
         raise unauthorized("") from exc
     name, sep, password = decoded.partition(":")
+    user = verify(logins, name, password) if sep else None
+    if user is None:
+        raise unauthorized(name)
+    return user
+
+
+def verify(logins: Mapping[str, UserSpec], name: str, password: str) -> UserSpec | None:
+    """The user with this loginId or loginName and password (Basic and XMPP SASL PLAIN)."""
     user = logins.get(name)
-    if not sep or user is None:
-        raise unauthorized(name)
-    if not hmac.compare_digest(password.encode(), user.password.encode()):
-        raise unauthorized(name)
+    if user is None or not hmac.compare_digest(password.encode(), user.password.encode()):
+        return None
     return user
 
 

@@ -2,7 +2,9 @@
 
 Agents act on their own User, supervisors also on users of the teams they supervise,
 administrators read anyone. State changes answer 202 with an empty body and show in later
-reads; a LOGIN shows as NOT_READY, as Finesse puts a signed-in agent there.
+reads; a LOGIN shows as NOT_READY, as Finesse puts a signed-in agent there. Each User
+state change and each call made or acted on is also published as a notification
+(`sim.pubsub`), with the request's `requestId` header in it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from webproxy.sim import body, desktop_xml, reply
 from webproxy.sim.auth import caller, is_admin, require_sight, supervises
 from webproxy.sim.data import Role, UserSpec
 from webproxy.sim.errors import ApiError, invalid_input, invalid_user, missing, not_found
+from webproxy.sim.pubsub import NotificationHub
 from webproxy.sim.records import AgentStatus, Category, Dialog, MediaStatus, MobileAgent
 from webproxy.sim.state import SimState, timestamp
 
@@ -34,8 +37,9 @@ DIALOG_ACTIONS: Final = frozenset(
 class DesktopRoutes:
     """Users, dialogs, queues, media and client logs, bound to a SimState."""
 
-    def __init__(self, state: SimState) -> None:
+    def __init__(self, state: SimState, hub: NotificationHub) -> None:
         self.state = state
+        self.hub = hub
 
     def add_to(self, router: web.UrlDispatcher) -> None:
         user = f"{API}/User/{{id}}"
@@ -105,6 +109,7 @@ class DesktopRoutes:
             reason_code_id=self.reason_id(reason, wanted),
             mobile_agent=None if wanted == "LOGOUT" else mobile_agent(element, old.mobile_agent),
         )
+        self.hub.user_changed(target.login_id, request_id(request))
         return reply.accepted()
 
     def reason_id(self, raw: str | None, wanted: str) -> int | None:
@@ -136,6 +141,7 @@ class DesktopRoutes:
             dialog_id, user.login_id, from_address, to_address, "INITIATED", timestamp()
         )
         self.state.dialogs[dialog_id] = dialog
+        self.hub.dialog_changed(dialog, "POST", request_id(request))
         return reply.accepted()
 
     def dialog(self, request: web.Request) -> tuple[Dialog, UserSpec]:
@@ -161,8 +167,11 @@ class DesktopRoutes:
             raise invalid_input("requestedAction")
         if action == "DROP":
             del self.state.dialogs[dialog.id]
+            self.hub.dialog_changed(dialog, "DELETE", request_id(request))
         elif action in DIALOG_STATES:
-            self.state.dialogs[dialog.id] = replace(dialog, state=DIALOG_STATES[action])
+            changed = replace(dialog, state=DIALOG_STATES[action])
+            self.state.dialogs[dialog.id] = changed
+            self.hub.dialog_changed(changed, "PUT", request_id(request))
         return reply.accepted()
 
     def queue_xml(self, queue_id: str) -> ET.Element:
@@ -228,6 +237,11 @@ class DesktopRoutes:
             raise invalid_user(user.login_id)
         body.want(await body.read_xml(request, "ClientLog"), "logData")
         return reply.accepted()
+
+
+def request_id(request: web.Request) -> str:
+    """The `requestId` header a desktop sends, echoed in the notification it causes."""
+    return request.headers.get("requestId", "")
 
 
 def mobile_agent(element: ET.Element, current: MobileAgent | None) -> MobileAgent | None:

@@ -1,33 +1,36 @@
-"""Notification transports and the echo endpoint: /ws/, /http-bind/ and /sim/echo."""
+"""Notification transports and the echo endpoints: /ws/, /http-bind/ and /sim/echo.
+
+`/ws/` speaks XMPP over WebSocket (`sim.xmpp_ws`) to a client that offers the `xmpp`
+subprotocol; any other WebSocket client gets the echo the proxy's relay tests use.
+`/http-bind/` is BOSH (`sim.bosh`).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
-import xml.etree.ElementTree as ET
 from typing import Final
 from urllib.parse import quote
 
 from aiohttp import WSMsgType, web
 
+from webproxy.sim.bosh import BoshManager
 from webproxy.sim.lifetime import Lifetime
+from webproxy.sim.pubsub import NotificationHub
+from webproxy.sim.xmpp_ws import serve_xmpp, wants_xmpp
 
-BOSH_REPLY: Final = "<body xmlns='http://jabber.org/protocol/httpbind'/>"
-BOSH_BAD: Final = (
-    "<body type='terminate' condition='bad-request' xmlns='http://jabber.org/protocol/httpbind'/>"
-)
-MAX_HOLD: Final = 120.0
 PATTERN: Final = bytes(range(256)) * 256
 NO_BODY: Final = frozenset({204, 304})
 PRINTABLE: Final = "".join(map(chr, range(0x21, 0x7F)))
 
 
 class TransportRoutes:
-    """WebSocket echo, BOSH-like long poll and HTTP echo, bound to the app's Lifetime."""
+    """XMPP over WebSocket (or the echo), BOSH and the HTTP echo of one simulator."""
 
-    def __init__(self, lifetime: Lifetime) -> None:
+    def __init__(self, lifetime: Lifetime, hub: NotificationHub, bosh: BoshManager) -> None:
         self.lifetime = lifetime
+        self.hub = hub
+        self.bosh = bosh
 
     def add_to(self, router: web.UrlDispatcher) -> None:
         for path in ("/ws", "/ws/"):
@@ -38,7 +41,10 @@ class TransportRoutes:
         router.add_route("*", "/sim/echo/{tail:.*}", echo)
 
     async def websocket(self, request: web.Request) -> web.WebSocketResponse:
-        """Echo text and binary frames; the text `close:<code>` closes with that code."""
+        """XMPP if the client offers `xmpp`; otherwise echo text and binary frames, the
+        text `close:<code>` closing with that code."""
+        if wants_xmpp(request):
+            return await serve_xmpp(request, self.hub, self.lifetime)
         ws = web.WebSocketResponse(autoping=True)
         await ws.prepare(request)
         self.lifetime.sockets.add(ws)
@@ -55,18 +61,8 @@ class TransportRoutes:
         return ws
 
     async def http_bind(self, request: web.Request) -> web.Response:
-        """Hold the POST for its <body wait='N'> seconds (at most 120), then answer."""
-        raw = await request.read()
-        try:
-            root = ET.fromstring(raw) if raw.strip() else None
-        except ET.ParseError:
-            return web.Response(status=400, text=BOSH_BAD, content_type="text/xml")
-        try:
-            wait = float(root.get("wait", "0")) if root is not None else 0.0
-        except ValueError:
-            wait = 0.0
-        await self.lifetime.pause(min(wait, MAX_HOLD) if math.isfinite(wait) else 0.0)
-        return web.Response(text=BOSH_REPLY, content_type="text/xml")
+        """BOSH: one request of a session (or the request that creates one)."""
+        return await self.bosh.handle(await request.read())
 
 
 def close_code(text: str) -> int | None:
