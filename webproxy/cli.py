@@ -90,6 +90,13 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--listen", default="127.0.0.1:8082", help="HOST:PORT (127.0.0.1:8082)")
     sim.add_argument("--latency-ms", type=float, default=0.0, help="added to every API answer")
     sim.add_argument("--data", help="JSON file of teams and users (see webproxy.sim)")
+    sim.add_argument(
+        "--xmpp-port",
+        type=int,
+        metavar="N",
+        help="also serve plain XMPP (RFC 6120, no TLS) on this port of the --listen host;"
+        " 0 picks a free one (off by default)",
+    )
 
     demo = commands.add_parser("demo", help="the simulator and the proxy together")
     demo.add_argument("--listen", default="127.0.0.1:8080", help="proxy HOST:PORT")
@@ -198,11 +205,22 @@ def sim(args: argparse.Namespace) -> int:
     except (ValueError, OSError) as exc:
         print(f"webproxy sim: {exc}", file=sys.stderr)
         return 2
-    simulator = FinesseSimulator(data, latency=args.latency_ms / 1000)
+    if args.xmpp_port is not None and not 0 <= args.xmpp_port <= 65535:
+        print(f"webproxy sim: --xmpp-port: {args.xmpp_port} is not a port", file=sys.stderr)
+        return 2
+    simulator = FinesseSimulator(
+        data,
+        latency=args.latency_ms / 1000,
+        xmpp_port=args.xmpp_port,
+        xmpp_host=address.host or "0.0.0.0",
+    )
 
     async def start(listeners: Listeners) -> None:
         bound = await listeners.add("sim", simulator.app, address)
         print(f"Finesse simulator on http://{bound} (every password: finesse)", flush=True)
+        if simulator.xmpp is not None:
+            host, port = simulator.xmpp_address
+            print(f"Finesse simulator XMPP (plain TCP) on {Address(host, port)}", flush=True)
 
     return _listening(lambda: asyncio.run(run_until_stopped(start)))
 

@@ -29,6 +29,7 @@ START_DEADLINE: Final = 20.0  # a long-running command announces its URLs within
 STOP_DEADLINE: Final = 10.0  # and exits within this after SIGINT or SIGTERM
 DEMO_ANNOUNCE: Final = re.compile(r"^\s*proxy\s+(http://\S+)")
 SERVE_ANNOUNCE: Final = re.compile(r"^webproxy: proxy on (\S+), admin on (\S+), upstream (\S+)$")
+SIM_XMPP_ANNOUNCE: Final = re.compile(r"^Finesse simulator XMPP \(plain TCP\) on (\S+):(\d+)$")
 PROBLEM_LINE: Final = re.compile(r"^[\w.]+: \S.*$")
 
 
@@ -325,6 +326,22 @@ async def test_the_demo_serves_a_signed_in_read_and_stops_cleanly_on_sigint() ->
         assert status == 200
         assert "<loginId>10001</loginId>" in body
         done = await demo.stop(signal.SIGINT)
+    assert done.code == 0, done.err
+
+
+async def test_sim_serves_plain_xmpp_on_the_port_asked_for_and_stops_on_sigterm() -> None:
+    args = ("sim", "--listen", "127.0.0.1:0", "--xmpp-port", "0")
+    async with running(*args, announce=SIM_XMPP_ANNOUNCE) as sim:
+        reader, writer = await asyncio.open_connection(sim.announced[1], int(sim.announced[2]))
+        writer.write(
+            b"<stream:stream to='finesse.example.com' version='1.0' xmlns='jabber:client'"
+            b" xmlns:stream='http://etherx.jabber.org/streams'>"
+        )
+        async with asyncio.timeout(5):
+            greeting = await reader.readuntil(b"</stream:features>")
+        writer.close()
+        assert b"<mechanism>PLAIN</mechanism>" in greeting
+        done = await sim.stop(signal.SIGTERM)
     assert done.code == 0, done.err
 
 
