@@ -22,7 +22,7 @@ from webproxy.config import Secret, Settings
 from webproxy.server import proxy_runner
 from webproxy.sim import FinesseSimulator, SimData
 
-pytest_plugins = ["tests.redisfixture"]
+pytest_plugins = ["tests.redisfixture", "tests.redisfleet"]
 
 
 def basic(user: str, password: str = "finesse") -> dict[str, str]:

@@ -17,14 +17,14 @@ START_TIMEOUT: Final = 10.0
 PORT_ATTEMPTS: Final = 5
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
 
 
-def _pings(port: int) -> bool:
+def pings(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
             sock.sendall(b"PING\r\n")
@@ -53,7 +53,7 @@ class RedisServer:
     def launch(self) -> None:
         """Start on a free port, trying another if the chosen one was taken meanwhile."""
         for _ in range(PORT_ATTEMPTS):
-            self.port = _free_port()
+            self.port = free_port()
             if self._try_start():
                 return
         raise RuntimeError(f"redis-server did not start; see {self._workdir / 'redis.log'}")
@@ -70,7 +70,7 @@ class RedisServer:
         self._process = process = subprocess.Popen(command)
         deadline = time.monotonic() + START_TIMEOUT
         while process.poll() is None and time.monotonic() < deadline:
-            if _pings(self.port) and process.poll() is None:  # ours answered, not a squatter
+            if pings(self.port) and process.poll() is None:  # ours answered, not a squatter
                 return True
             time.sleep(0.01)  # poll interval, bounded by the deadline
         self.stop()

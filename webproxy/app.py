@@ -10,6 +10,7 @@ import time
 import uuid
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import partial
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
@@ -59,7 +60,8 @@ from webproxy.repurge import Repurges
 from webproxy.shares import Shares
 from webproxy.stores.local import LocalTier
 from webproxy.stores.memory import HELD_OVERHEAD, MemoryStore
-from webproxy.stores.redis import RedisStore, make_redis_client, make_subscriber_client
+from webproxy.stores.redis import RedisStore
+from webproxy.stores.redis_clients import make_clients
 from webproxy.stores.redis_events import RedisEvents
 from webproxy.websocket import GOING_AWAY
 
@@ -224,18 +226,16 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
         )
         yield
         return
-    client = make_redis_client(
-        store.redis_url.reveal(), timeout=store.timeout, max_connections=store.max_connections
-    )
+    clients = make_clients(store)
     shared = RedisStore[CachedResponse](
-        client,
+        clients.client,
         prefix=store.key_prefix,
         encode=encode_entry,
         decode=decode_entry,
         max_entry_bytes=app[settings_key].current.cache.max_entry_bytes,
     )
-    subscriber = make_subscriber_client(store.redis_url.reveal(), timeout=store.timeout)
-    events = RedisEvents(client, subscriber, prefix=store.key_prefix)
+    lost = partial(shared.owe_clear, "event subscription lost (a failover may lose a purge)")
+    events = RedisEvents(clients, prefix=store.key_prefix, lost=lost)
     identities, fills = app[identities_key], app[fills_key]
     identities.broadcast = fills.publish = events.publish
     tier = _local_tier(shared, store)
@@ -273,8 +273,7 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
             tier.publish = None
         await events.close()
         await app[store_key].close()
-        await subscriber.aclose()
-        await client.aclose()
+        await clients.aclose()
 
 
 def _local_tier(

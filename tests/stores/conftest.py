@@ -11,7 +11,8 @@ from tests.conftest import ManualClock
 from webproxy.stores.base import CacheStore
 from webproxy.stores.local import LocalTier
 from webproxy.stores.memory import MemoryStore
-from webproxy.stores.redis import RedisStore, make_redis_client
+from webproxy.stores.redis import RedisStore
+from webproxy.stores.redis_clients import make_redis_client
 from webproxy.stores.shared import SharedGenerations
 
 STORE_TIMEOUT = 0.5

@@ -12,7 +12,8 @@ from tests.stores.conftest import STORE_TIMEOUT, identity, value_length
 from webproxy.fleet import Event, EventKind
 from webproxy.stores.base import ALL, CacheStore, Found
 from webproxy.stores.local import LocalTier, purged_event
-from webproxy.stores.redis import RedisStore, make_redis_client
+from webproxy.stores.redis import RedisStore
+from webproxy.stores.redis_clients import make_redis_client
 
 TEAM_5000 = (ALL, "teams", "team:5000")
 TEAM_6000 = (ALL, "teams", "team:6000")

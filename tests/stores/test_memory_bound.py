@@ -12,7 +12,8 @@ from webproxy.cache.entry import CachedResponse, encode_entry
 from webproxy.cache.keys import build_key
 from webproxy.cache.rules import TEAM_SLOTS, Purge, Resource, Scope
 from webproxy.stores.memory import MemoryStore
-from webproxy.stores.redis import RedisStore, make_redis_client
+from webproxy.stores.redis import RedisStore
+from webproxy.stores.redis_clients import make_redis_client
 
 BUDGET = 1024 * 1024
 TEAM = Scope(Resource.TEAM_RESOURCE, "5000")

@@ -16,7 +16,8 @@ from tests.redisfixture import RedisServer
 from tests.stores.conftest import STORE_TIMEOUT, identity
 from webproxy.errors import StoreUnavailable
 from webproxy.stores.base import ALL, Found
-from webproxy.stores.redis import RedisStore, make_redis_client
+from webproxy.stores.redis import RedisStore
+from webproxy.stores.redis_clients import make_redis_client
 
 TEAM = (ALL, "teams", "team:5000")
 GUARD = STORE_TIMEOUT * 3  # an operation must fail well inside this, never hang

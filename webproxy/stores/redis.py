@@ -2,9 +2,20 @@
 
 Keys: ``<prefix>:entry:<sha256(key) hex>`` holds one entry (a small header naming its label,
 counters and generation, then the encoded payload), kept with PX = keep; ``<prefix>:gen:<name>``
-holds one generation counter. `get` is one MGET of the entry and its counters; `put` is one Lua
-script that compares every counter and SETs only if none moved; `purge` and `clear` are one
-INCR each (no KEYS, SCAN or FLUSHDB); only `stats` scans, for admin use.
+holds one generation counter; ``<prefix>:fill:<sha256(key) hex>`` is one fill claim. `get` is
+one MGET of the entry and its counters; `put` is one Lua script that compares every counter
+and SETs only if none moved; `purge` and `clear` are one INCR each (no KEYS, SCAN or FLUSHDB);
+only `stats` scans, for admin use.
+
+On a Redis Cluster (a `RedisCluster` client), where an MGET or a script may not span hash
+slots, every counter shares ONE slot through a hash tag, ``{<prefix>}:gen:<name>``, while
+entries keep ``<prefix>:entry:<hash>`` and spread over the masters (claims are single-key).
+There, `get` is a GET of the entry and an MGET of its counters, sent concurrently: it is as
+correct as the one MGET, since the entry's header names the generation it was stored under
+and anything but the counters' current values reads as missing. `put` is an MGET of the
+counters, then (if none moved from `generation`) a SET with PX: a purge landing between the
+two leaves an entry stored under the old generation, which every `get` reads as missing, so
+it is never served. `purge` and `clear` stay one INCR; `stats` scans every master.
 
 Generation keys have no TTL and must never be evicted, or a purge could be forgotten: run Redis
 with ``maxmemory-policy volatile-lru`` (entries all have a TTL, counters none) or ``noeviction``.
@@ -15,10 +26,13 @@ counter) before any later get or put may succeed, so nothing older is served in 
 A get or put that finds Redis gone (connection refused or reset, not merely slow or busy)
 owes a clear too: while Redis was away, another replica's purge may have failed, and this
 replica must not serve what that purge covered when Redis comes back with its old data.
+`owe_clear` lets the app owe one for a reason of its own: a lost event subscription, which
+may mean a failover to a replica that never received a purge the old master acknowledged.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import json
@@ -30,10 +44,9 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Final, Generic
 
-from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError, RedisError
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import RedisError
 
 from webproxy.errors import StoreUnavailable
 from webproxy.stores.base import ALL, Found, LabelStats, StoreStats, V, check_put
@@ -59,40 +72,6 @@ RELEASE_SCRIPT: Final = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
-
-
-def make_redis_client(url: str, *, timeout: float, max_connections: int = 200) -> Redis:
-    """Build a client that fails fast: every connect and reply is bounded by `timeout`.
-
-    One quick retry on a connection error only (a pooled connection may have died with a Redis
-    restart); a timeout is never retried, so a Redis that hangs costs one `timeout` at most.
-    The pool blocks for a free connection (at most `timeout`) rather than failing at once
-    when every connection is busy, as redis-py's default pool does past its limit.
-    """
-    retry = Retry(ExponentialBackoff(cap=0.05, base=0.01), 1, (RedisConnectionError,))
-    pool = BlockingConnectionPool.from_url(
-        url,
-        max_connections=max_connections,
-        timeout=timeout,
-        socket_timeout=timeout,
-        socket_connect_timeout=timeout,
-        retry=retry,
-        health_check_interval=0,
-        decode_responses=False,
-    )
-    return Redis.from_pool(pool)
-
-
-def make_subscriber_client(url: str, *, timeout: float) -> Redis:
-    """A client for one long subscription: connects within `timeout`, then waits for
-    messages as long as it takes (`RedisEvents` pings it to notice a silent drop)."""
-    return Redis.from_url(
-        url,
-        socket_connect_timeout=timeout,
-        socket_timeout=None,
-        health_check_interval=0,
-        decode_responses=False,
-    )
 
 
 @contextlib.contextmanager
@@ -155,10 +134,12 @@ def _unpack(blob: bytes) -> tuple[_Header, int] | None:
     return _Header(label, tuple(counters), tuple(generation)), end
 
 
-def _count(raw: bytes | str | None) -> int:
+def _count(raw: object) -> int:
     """A counter's value; a counter never bumped reads 0."""
     if raw is None:
         return 0
+    if not isinstance(raw, bytes | str):
+        raise StoreUnavailable(f"redis counter read as {raw!r}, not an integer")
     try:
         return int(raw)
     except ValueError as exc:  # only INCR writes counters: someone else wrote this key
@@ -172,22 +153,26 @@ def _glob_escape(text: str) -> str:
 class RedisStore(Generic[V]):
     """A CacheStore in Redis, shared by every replica using the same `prefix`.
 
-    The client (see `make_redis_client`, ``decode_responses=False``) belongs to its maker, who
-    closes it; `close` leaves it open. An entry whose stored form is over `max_entry_bytes`
-    is refused (`put` returns False). `decode` raises ValueError for bytes it cannot read;
-    such an entry reads as missing and is deleted best-effort.
+    The client (see `webproxy.stores.redis_clients`, ``decode_responses=False``) belongs to its
+    maker, who closes it; `close` leaves it open. A `RedisCluster` client puts the store in
+    cluster mode (see above) unless `cluster` says otherwise. An entry whose stored form is
+    over `max_entry_bytes` is refused (`put` returns False). `decode` raises ValueError for
+    bytes it cannot read; such an entry reads as missing and is deleted best-effort.
     """
 
     def __init__(
         self,
-        client: Redis,
+        client: Redis | RedisCluster,
         *,
         prefix: str,
         encode: Callable[[V], bytes],
         decode: Callable[[bytes], V],
         max_entry_bytes: int | None = None,
+        cluster: bool | None = None,
     ) -> None:
         self._client = client
+        self.cluster = isinstance(client, RedisCluster) if cluster is None else cluster
+        self._gen_prefix = f"{{{prefix}}}:gen:" if self.cluster else f"{prefix}:gen:"
         self._max_entry_bytes = max_entry_bytes
         self._prefix = prefix
         self._encode = encode
@@ -201,16 +186,15 @@ class RedisStore(Generic[V]):
         return f"{self._prefix}:entry:{hashlib.sha256(key.encode()).hexdigest()}"
 
     def _gen_key(self, counter: str) -> str:
-        return f"{self._prefix}:gen:{counter}"
+        return self._gen_prefix + counter
 
     async def get(self, key: str, counters: Sequence[str]) -> Found[V]:
         names = tuple(counters)
         entry_key = self._entry_key(key)
         await self._settle_debt()
         with self._noticing_outage("get"):
-            raw = await self._client.mget([entry_key, *map(self._gen_key, names)])
-        current = tuple(_count(value) for value in raw[1:])
-        blob = raw[0]
+            blob, values = await self._read(entry_key, names)
+        current = tuple(map(_count, values))
         if blob is None:
             return Found(None, current)
         if not isinstance(blob, bytes) or (unpacked := _unpack(blob)) is None:
@@ -224,6 +208,20 @@ class RedisStore(Generic[V]):
         except ValueError:
             await self._delete_corrupt(entry_key)
             return Found(None, current)
+
+    async def _read(
+        self, entry_key: str, names: tuple[str, ...]
+    ) -> tuple[object, Sequence[object]]:
+        """The entry's stored form (or None) and its counters' raw values: one MGET, or in
+        cluster mode a GET and an MGET of the counters' one slot, sent together."""
+        gen_keys = list(map(self._gen_key, names))
+        if not self.cluster:
+            raw = await self._client.mget([entry_key, *gen_keys])
+            return raw[0], raw[1:]
+        blob, values = await asyncio.gather(
+            self._client.get(entry_key), self._client.mget(gen_keys)
+        )
+        return blob, values
 
     async def _delete_corrupt(self, entry_key: str) -> None:
         log.warning("redis entry %s is unreadable; deleting it", entry_key)
@@ -245,16 +243,31 @@ class RedisStore(Generic[V]):
         blob = _pack(_Header(label, names, generation), self._encode(value))
         if self._max_entry_bytes is not None and len(blob) > self._max_entry_bytes:
             return False
-        keys = [self._entry_key(key), *map(self._gen_key, names)]
-        args: list[bytes | int | str] = [
-            blob,
-            max(1, math.ceil(keep * 1000)),
-            *map(str, generation),
-        ]
+        entry_key, px = self._entry_key(key), max(1, math.ceil(keep * 1000))
+        gen_keys = list(map(self._gen_key, names))
         await self._settle_debt()
         with self._noticing_outage("put"):
-            stored = await self._put_script(keys=keys, args=args)
+            if self.cluster:
+                return await self._check_and_set(entry_key, gen_keys, generation, blob, px)
+            args: list[bytes | int | str] = [blob, px, *map(str, generation)]
+            stored = await self._put_script(keys=[entry_key, *gen_keys], args=args)
         return bool(stored == 1)
+
+    async def _check_and_set(
+        self,
+        entry_key: str,
+        gen_keys: list[str],
+        generation: tuple[int, ...],
+        blob: bytes,
+        px: int,
+    ) -> bool:
+        """Cluster mode's `put`: MGET the counters, SET the entry only if none moved (a
+        purge between the two leaves an entry that reads as missing; see the module doc)."""
+        values = await self._client.mget(gen_keys)
+        if tuple(map(_count, values)) != generation:
+            return False
+        await self._client.set(entry_key, blob, px=px)
+        return True
 
     async def purge(self, counter: str) -> None:
         await self._bump(counter, "purge")
@@ -275,6 +288,14 @@ class RedisStore(Generic[V]):
             self._debts += 1
             log.warning("redis %s of %r failed; a clear is owed", action, counter)
             raise
+
+    def owe_clear(self, reason: str) -> None:
+        """Owe a clear, paid before any later get or put succeeds: something may have
+        been lost that the store cannot see (e.g. the event subscription dropped, as in a
+        failover to a replica that missed a purge the old master had acknowledged)."""
+        self._owed_clear = True
+        self._debts += 1
+        log.warning("a clear is owed: %s", reason)
 
     @contextlib.contextmanager
     def _noticing_outage(self, action: str) -> Iterator[None]:

@@ -6,9 +6,14 @@ replay would give a replica that was away is had more simply: a replica knows wh
 have missed messages (its subscription dropped, or went silent), and then forgets every
 identity it learned, as `IdentityBook` does after a gap in its workers' ring.
 
-A message is one kind byte and up to 16 bytes of payload (see `webproxy.fleet`). The
-subscriber has a connection of its own, with no read timeout but a PING every few seconds:
-a subscription that answers none for three of them counts as dropped.
+A message is one kind byte and up to 16 bytes of payload (see `webproxy.fleet`). Each
+subscription attempt has a fresh client of its own from `RedisClients.subscriber` (on a
+Cluster, one live node, picked again at each attempt: classic PUBLISH reaches every node;
+under Sentinel, the master of the moment), with no read timeout but a PING every few
+seconds: a subscription that answers none for three of them counts as dropped.
+
+A subscription lost after it was made calls `lost` (the app has the store owe a clear): the
+loss may be a failover, and the promoted replica may lack a purge the old master acknowledged.
 """
 
 from __future__ import annotations
@@ -20,10 +25,11 @@ import time
 from collections.abc import Callable
 from typing import Final
 
-from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
 from webproxy.fleet import Event, EventKind
+from webproxy.stores.redis_clients import RedisClients
 
 log = logging.getLogger("webproxy.store")
 
@@ -49,11 +55,14 @@ def decode_event(message: bytes) -> Event | None:
 
 class RedisEvents:
     """Publishes events for every replica, and delivers theirs (and its own) to `receive`;
-    `missed` is called whenever some may have been lost."""
+    `missed` is called whenever some may have been lost, `lost` when a subscription that was
+    made is lost."""
 
-    def __init__(self, client: Redis, subscriber: Redis, *, prefix: str) -> None:
-        self._client = client  # the store's: publishes share its pool and timeouts
-        self._subscriber = subscriber  # its own: the subscription waits without a timeout
+    def __init__(self, clients: RedisClients, *, prefix: str, lost: Missed | None = None) -> None:
+        self._client = clients.client  # the store's: publishes share its pool and timeouts
+        self._clients = clients  # a fresh subscriber per attempt, waiting without a timeout
+        self._lost = lost
+        self._live = False  # a subscription is made and not yet known lost
         self.channel = f"{prefix}:events"
         self._sending: set[asyncio.Task[None]] = set()
         self.settled = asyncio.Event()  # set once the first subscription is made or failed
@@ -80,9 +89,13 @@ class RedisEvents:
         while True:
             try:
                 await self._subscribed(receive, missed, subscribed)
-                retry = RETRY_AFTER
             except (RedisError, OSError, TimeoutError) as exc:
                 log.warning("event subscription lost (%r); identities dropped", exc)
+            if self._live:
+                self._live = False
+                retry = RETRY_AFTER
+                if self._lost is not None:
+                    self._lost()
             self.settled.set()
             missed()
             await asyncio.sleep(retry)  # a pause before subscribing again, growing to 10 s
@@ -91,9 +104,19 @@ class RedisEvents:
     async def _subscribed(
         self, receive: Receive, missed: Missed, subscribed: Missed | None
     ) -> None:
-        pubsub = self._subscriber.pubsub()
+        subscriber = await self._clients.subscriber()
+        try:
+            await self._delivering(subscriber.pubsub(), receive, missed, subscribed)
+        finally:
+            with contextlib.suppress(RedisError, OSError, TimeoutError):
+                await subscriber.aclose()
+
+    async def _delivering(
+        self, pubsub: PubSub, receive: Receive, missed: Missed, subscribed: Missed | None
+    ) -> None:
         try:
             await pubsub.subscribe(self.channel)
+            self._live = True
             missed()  # whatever came before this subscription was not heard
             if subscribed is not None:
                 subscribed()

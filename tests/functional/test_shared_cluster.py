@@ -1,0 +1,77 @@
+"""Replicas of the proxy sharing a real three-master Redis Cluster."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tests.conftest import ADMIN, AGENT, Proxy, ProxyFactory, Sim, settings_for
+from tests.functional.finesse import sign_in, upstream_gets
+from tests.functional.test_shared_redis import CODES, NEW_CODE, XML
+from tests.redisfleet import ClusterFleet
+from webproxy.appkeys import store_key
+from webproxy.config import Secret
+from webproxy.sim.faults import Fault, FaultKind
+from webproxy.stores.redis import RedisStore
+
+
+@pytest.fixture
+async def replicas(
+    sim: Sim, start_proxy: ProxyFactory, redis_cluster: ClusterFleet, redis_prefix: str
+) -> tuple[Proxy, Proxy]:
+    store = {
+        "backend": "redis",
+        "redis_url": Secret(redis_cluster.url),
+        "redis_cluster": True,
+        "key_prefix": redis_prefix,
+        "timeout": 2.0,
+    }
+    settings = settings_for(sim.url, store=store)
+    first, second = await start_proxy(settings), await start_proxy(settings)
+    for proxy in (first, second):
+        await sign_in(proxy, "10001")
+    return first, second
+
+
+async def test_replicas_on_a_cluster_store_then_hit(replicas: tuple[Proxy, Proxy]) -> None:
+    first, second = replicas
+    shared = first.app[store_key]
+    assert isinstance(shared, RedisStore) and shared.cluster
+    stored = await first.client.get(CODES, headers=AGENT)
+    assert stored.headers["Cache-Status"].endswith("stored")
+    for proxy in (first, second):
+        hit = await proxy.client.get(CODES, headers=AGENT)
+        assert hit.headers["Cache-Status"].startswith("webproxy; hit")
+        assert await hit.read() == await stored.read()
+
+
+async def test_a_team_write_through_one_replica_purges_for_the_other_on_a_cluster(
+    replicas: tuple[Proxy, Proxy],
+) -> None:
+    first, second = replicas
+    await second.client.get(CODES, headers=AGENT)
+    hit = await second.client.get(CODES, headers=AGENT)
+    assert hit.headers["Cache-Status"].startswith("webproxy; hit")
+    write = await first.client.post(
+        "/finesse/api/ReasonCode", data=NEW_CODE, headers={**ADMIN, **XML}
+    )
+    assert write.status == 200
+    fresh = await second.client.get(CODES, headers=AGENT)
+    assert fresh.headers["Cache-Status"].startswith("webproxy; fwd=miss")
+    assert b"Shared drill" in await fresh.read()
+
+
+async def test_misses_at_two_replicas_share_one_upstream_fetch_on_a_cluster(
+    sim: Sim, replicas: tuple[Proxy, Proxy]
+) -> None:
+    sim.sim.inject(Fault("/finesse/api/TeamResource", FaultKind.LATENCY, seconds=0.5))
+    sim.sim.reset_stats()
+    answers = await asyncio.gather(
+        *(proxy.client.get(CODES, headers=AGENT) for proxy in (*replicas, *replicas))
+    )
+    assert [answer.status for answer in answers] == [200] * 4
+    assert upstream_gets(sim, "/finesse/api/TeamResource/5000/ReasonCodes") == 1
+    statuses = sorted(answer.headers["Cache-Status"] for answer in answers)
+    assert sum("collapsed" in status for status in statuses) == 3, statuses
+    assert len({await answer.read() for answer in answers}) == 1
