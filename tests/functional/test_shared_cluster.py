@@ -9,6 +9,7 @@ import pytest
 from tests.conftest import ADMIN, AGENT, Proxy, ProxyFactory, Sim, settings_for
 from tests.functional.finesse import sign_in, upstream_gets
 from tests.functional.test_shared_redis import CODES, NEW_CODE, XML
+from tests.redisfixture import free_port
 from tests.redisfleet import ClusterFleet
 from webproxy.appkeys import store_key
 from webproxy.config import Secret
@@ -75,3 +76,21 @@ async def test_misses_at_two_replicas_share_one_upstream_fetch_on_a_cluster(
     statuses = sorted(answer.headers["Cache-Status"] for answer in answers)
     assert sum("collapsed" in status for status in statuses) == 3, statuses
     assert len({await answer.read() for answer in answers}) == 1
+
+
+async def test_a_proxy_on_an_unreachable_cluster_answers_through_finesse(
+    sim: Sim, start_proxy: ProxyFactory, redis_prefix: str
+) -> None:
+    store = {
+        "backend": "redis",
+        "redis_url": Secret(f"redis://127.0.0.1:{free_port()}/0"),  # nothing listens there
+        "redis_cluster": True,
+        "key_prefix": redis_prefix,
+        "timeout": 0.5,
+    }
+    proxy = await start_proxy(settings_for(sim.url, store=store))
+    for _ in range(2):
+        response = await proxy.client.get(CODES, headers=AGENT)
+        assert response.status == 200
+        assert response.headers["Cache-Status"].startswith("webproxy; fwd=uri-miss")
+    assert (await proxy.admin.get("/readyz")).status == 503

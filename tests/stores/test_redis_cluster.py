@@ -9,14 +9,16 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio.cluster import RedisCluster
 
+from tests.redisfixture import free_port
 from tests.redisfleet import ClusterFleet
 from tests.stores import test_contract as contract
 from tests.stores.conftest import STORE_TIMEOUT, identity
 from webproxy.config import Secret
+from webproxy.errors import StoreUnavailable
 from webproxy.settings import StoreSettings
 from webproxy.stores.base import ALL
 from webproxy.stores.redis import RedisStore
-from webproxy.stores.redis_clients import RedisClients, make_clients
+from webproxy.stores.redis_clients import FAILURES, RedisClients, make_clients
 
 TEAM = (ALL, "teams", "team:5000")
 
@@ -139,6 +141,26 @@ async def test_a_fill_claim_is_held_once_and_released_only_by_its_holder(
     assert await store.claim("/fill", 5.0) is None
     await store.release("/fill", token)
     assert await store.claim("/fill", 5.0) is not None
+
+
+async def test_a_cluster_that_cannot_be_reached_raises_store_unavailable_promptly() -> None:
+    nowhere = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    settings = StoreSettings(
+        backend="redis", redis_url=Secret(nowhere), redis_cluster=True, timeout=STORE_TIMEOUT
+    )
+    unreachable = make_clients(settings)
+    store = RedisStore(unreachable.client, prefix="nowhere", encode=identity, decode=identity)
+    try:
+        async with asyncio.timeout(STORE_TIMEOUT * 4):
+            for call in (store.get("/a", TEAM), put_fresh(store, "/a", b"v"), store.ping()):
+                with pytest.raises(StoreUnavailable):
+                    await call
+            with pytest.raises(StoreUnavailable):
+                await store.purge("team:5000")
+            with pytest.raises(FAILURES):  # what RedisEvents catches, to try again later
+                await unreachable.subscriber()
+    finally:
+        await unreachable.aclose()
 
 
 async def test_every_node_subscriber_hears_a_publish_through_the_cluster_client(

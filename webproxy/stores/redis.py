@@ -20,9 +20,10 @@ it is never served. `purge` and `clear` stay one INCR; `stats` scans every maste
 Generation keys have no TTL and must never be evicted, or a purge could be forgotten: run Redis
 with ``maxmemory-policy volatile-lru`` (entries all have a TTL, counters none) or ``noeviction``.
 
-Every redis-py error, OSError and timeout becomes StoreUnavailable. A purge or clear that could
-not reach Redis is not lost: the store then owes a clear, and pays it (INCR of the ``all``
-counter) before any later get or put may succeed, so nothing older is served in between.
+Every redis-py error (RedisClusterException too), OSError and timeout becomes
+StoreUnavailable. A purge or clear that could not reach Redis is not lost: the store then
+owes a clear, and pays it (INCR of the ``all`` counter) before any later get or put may
+succeed, so nothing older is served in between.
 A get or put that finds Redis gone (connection refused or reset, not merely slow or busy)
 owes a clear too: while Redis was away, another replica's purge may have failed, and this
 replica must not serve what that purge covered when Redis comes back with its old data.
@@ -46,10 +47,10 @@ from typing import Final, Generic
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import RedisError
 
 from webproxy.errors import StoreUnavailable
 from webproxy.stores.base import ALL, Found, LabelStats, StoreStats, V, check_put
+from webproxy.stores.redis_clients import FAILURES
 
 log = logging.getLogger("webproxy.store")
 
@@ -76,10 +77,10 @@ return 0
 
 @contextlib.contextmanager
 def _unavailable(action: str) -> Iterator[None]:
-    """Translate redis-py, socket and timeout errors into StoreUnavailable."""
+    """Translate redis-py (cluster errors too), socket and timeout errors into StoreUnavailable."""
     try:
         yield
-    except (RedisError, OSError, TimeoutError) as exc:
+    except FAILURES as exc:
         raise StoreUnavailable(f"redis {action} failed: {exc!r}") from exc
 
 
@@ -225,7 +226,7 @@ class RedisStore(Generic[V]):
 
     async def _delete_corrupt(self, entry_key: str) -> None:
         log.warning("redis entry %s is unreadable; deleting it", entry_key)
-        with contextlib.suppress(RedisError, OSError, TimeoutError):
+        with contextlib.suppress(*FAILURES):
             await self._client.delete(entry_key)
 
     async def put(

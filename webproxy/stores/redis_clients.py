@@ -40,6 +40,7 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import (
     ClusterDownError,
     ConnectionError as RedisConnectionError,
+    RedisClusterException,
     RedisError,
     SlotNotCoveredError,
 )
@@ -47,6 +48,9 @@ from redis.exceptions import (
 from webproxy.settings import StoreSettings
 
 RETRIES: Final = 1
+FAILURES: Final = (RedisError, RedisClusterException, OSError, TimeoutError)
+"""What a call through these clients may raise when Redis fails (redis-py's cluster errors
+do not all derive from RedisError: an unreachable cluster raises RedisClusterException)."""
 
 
 def _retry() -> Retry:
@@ -153,7 +157,7 @@ class RedisClients:
     async def subscriber(self) -> Redis:
         """A new client for one subscription attempt; the caller closes it (`aclose`).
 
-        Raises a redis-py error, OSError or TimeoutError if none can be had now.
+        Raises one of FAILURES if none can be had now.
         """
         return await self._subscriber()
 
@@ -192,9 +196,9 @@ async def _live_node(cluster: RedisCluster, url: str, wait: float) -> Redis:
             async with asyncio.timeout(wait):
                 await client.ping()
             return client
-        except (RedisError, OSError, TimeoutError) as exc:
+        except FAILURES as exc:
             failure = exc
-            with contextlib.suppress(RedisError, OSError, TimeoutError):
+            with contextlib.suppress(*FAILURES):
                 await client.aclose()
     raise failure
 

@@ -26,10 +26,9 @@ from collections.abc import Callable
 from typing import Final
 
 from redis.asyncio.client import PubSub
-from redis.exceptions import RedisError
 
 from webproxy.fleet import Event, EventKind
-from webproxy.stores.redis_clients import RedisClients
+from webproxy.stores.redis_clients import FAILURES, RedisClients
 
 log = logging.getLogger("webproxy.store")
 
@@ -77,7 +76,7 @@ class RedisEvents:
     async def _publish(self, event: Event) -> None:
         try:
             await self._client.publish(self.channel, encode_event(event))
-        except (RedisError, OSError, TimeoutError) as exc:
+        except FAILURES as exc:
             log.warning("could not tell other replicas (%s): %r", event.kind.name, exc)
 
     async def listen(
@@ -89,7 +88,7 @@ class RedisEvents:
         while True:
             try:
                 await self._subscribed(receive, missed, subscribed)
-            except (RedisError, OSError, TimeoutError) as exc:
+            except FAILURES as exc:
                 log.warning("event subscription lost (%r); identities dropped", exc)
             if self._live:
                 self._live = False
@@ -108,7 +107,7 @@ class RedisEvents:
         try:
             await self._delivering(subscriber.pubsub(), receive, missed, subscribed)
         finally:
-            with contextlib.suppress(RedisError, OSError, TimeoutError):
+            with contextlib.suppress(*FAILURES):
                 await subscriber.aclose()
 
     async def _delivering(
@@ -139,7 +138,7 @@ class RedisEvents:
                 if now - last_pong > 3 * PING_EVERY:
                     return  # silent: treat as lost
         finally:
-            with contextlib.suppress(RedisError, OSError, TimeoutError):
+            with contextlib.suppress(*FAILURES):
                 await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     async def close(self) -> None:
