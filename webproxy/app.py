@@ -54,6 +54,7 @@ from webproxy.forward import make_upstream
 from webproxy.handler import proxy, purge, route_class
 from webproxy.identities import IdentityBook
 from webproxy.intake import refusal
+from webproxy.log_control import set_log, show_log
 from webproxy.logs import loggable_target
 from webproxy.metrics import Metrics
 from webproxy.repurge import Repurges
@@ -200,6 +201,8 @@ def make_admin_app(proxy_app: web.Application) -> web.Application:
     app.router.add_post("/admin/cache/clear", clear_cache)
     app.router.add_post("/admin/reload", reload_route)
     app.router.add_get("/admin/cache", cache_stats)
+    app.router.add_get("/admin/log", show_log)
+    app.router.add_put("/admin/log", set_log)
     app.router.add_get("/metrics", metrics_page)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

@@ -31,8 +31,10 @@ from webproxy.sim.contact_api import ContactRoutes
 from webproxy.sim.control import AccountRoutes, ControlRoutes
 from webproxy.sim.data import SimData
 from webproxy.sim.desktop_api import DesktopRoutes
+from webproxy.sim.desktop_files import DesktopFiles
 from webproxy.sim.errors import ApiError, for_status
 from webproxy.sim.faults import Fault, FaultBook, FaultKind
+from webproxy.sim.gadgets import GadgetRoutes
 from webproxy.sim.lifetime import Lifetime, drop
 from webproxy.sim.message_api import MessageRoutes
 from webproxy.sim.pubsub import NotificationHub
@@ -134,6 +136,8 @@ class FinesseSimulator:
             TransportRoutes(self.lifetime, self.hub, self.bosh),
             ControlRoutes(self.counts, self.faults),
             AccountRoutes(state),
+            DesktopFiles(state),
+            GadgetRoutes(state),
         ]
         for table in routes:
             table.add_to(app.router)
