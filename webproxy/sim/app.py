@@ -39,6 +39,7 @@ from webproxy.sim.lifetime import Lifetime, drop
 from webproxy.sim.message_api import MessageRoutes
 from webproxy.sim.pubsub import NotificationHub
 from webproxy.sim.state import SimState
+from webproxy.sim.static_files import StaticFiles
 from webproxy.sim.stats import RequestStats, tracked
 from webproxy.sim.system_api import OPEN_PATHS, SystemRoutes
 from webproxy.sim.team_api import TeamRoutes
@@ -69,6 +70,7 @@ class FinesseSimulator:
         self.latency = latency
         self.faults = FaultBook()
         self.counts = RequestStats()
+        self.files = StaticFiles()  # the desktop's and gadgets' static files
         self.lifetime = Lifetime()
         self.built: web.Application | None = None
 
@@ -136,8 +138,9 @@ class FinesseSimulator:
             TransportRoutes(self.lifetime, self.hub, self.bosh),
             ControlRoutes(self.counts, self.faults),
             AccountRoutes(state),
-            DesktopFiles(state),
-            GadgetRoutes(state),
+            DesktopFiles(state, self.files),
+            GadgetRoutes(state, self.files),
+            self.files,  # last: serves what the two above added
         ]
         for table in routes:
             table.add_to(app.router)

@@ -6,11 +6,20 @@ import asyncio
 from collections import Counter
 from typing import Final
 
-TRACKED: Final = ("/finesse/api/", "/ws", "/http-bind", "/sim/echo")
+TRACKED: Final = (
+    "/finesse/api/",
+    "/ws",
+    "/http-bind",
+    "/sim/echo",
+    "/desktop",
+    "/3rdpartygadget/",
+    "/gadgets/",
+)
 
 
 def tracked(path: str) -> bool:
-    """Counted (and open to faults): Finesse, notifications and /sim/echo; not /sim/stats."""
+    """Counted (and open to faults): Finesse, notifications, the desktop, gadgets and
+    /sim/echo; not /sim/stats."""
     return path.startswith(TRACKED) or path == "/finesse/api"
 
 
