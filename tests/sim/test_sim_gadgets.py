@@ -217,10 +217,14 @@ async def test_ifr_renders_the_asked_view_or_the_default(client: SimClient) -> N
 
 
 async def test_ifr_of_an_unknown_spec_is_404(client: SimClient) -> None:
-    for url in [f"{HELLO}/Missing.xml", "ftp://finesse/x.xml", "relative.xml", ""]:
+    for url in [f"{HELLO}/Missing.xml", "ftp://finesse/x.xml", "relative.xml", f"{HELLO}/"]:
         response = await client.get("/gadgets/ifr", params={"url": url})
         assert response.status == 404, url
-    assert (await client.get("/gadgets/ifr")).status == 404
+
+
+async def test_ifr_without_a_url_is_400(client: SimClient) -> None:
+    assert (await client.get("/gadgets/ifr", params={"url": ""})).status == 400
+    assert (await client.get("/gadgets/ifr?mid=1")).status == 400
 
 
 @pytest.mark.parametrize(

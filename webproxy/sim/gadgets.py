@@ -133,6 +133,8 @@ class GadgetRoutes:
     async def ifr(self, request: web.Request) -> web.Response:
         query = request.query
         spec_url = query.get("url", "")
+        if not spec_url:
+            return text(400, "ifr needs a url")
         path = spec_path(spec_url)
         if path is None or path not in self.files.files:
             return text(404, f"no gadget spec at {spec_url!r}")
