@@ -81,6 +81,11 @@ class Desktop:
             gadget=None if raw["gadget"] is None else str(raw["gadget"]),
         )
 
+    def fetched(self) -> list[str]:
+        """Every URL the page has fetched (its resource timing entries), in order."""
+        script = "return performance.getEntriesByType('resource').map((e) => e.name);"
+        return [str(name) for name in cast(list[object], self.driver.execute_script(script))]
+
     def wait_for(self, what: str, done: Callable[[DesktopView], bool]) -> DesktopView:
         """Poll the page until `done(view)` holds; fail after WAIT seconds, saying why."""
         seen = [DesktopView("(not read yet)")]
@@ -127,6 +132,7 @@ class Load:
     view: DesktopView
     counts: dict[str, int]  # "METHOD path" -> requests (sim.stats())
     urls: dict[str, int]  # "METHOD path?query" (nocache dropped) -> requests
+    fetched: list[str]  # the URLs the page fetched, as the browser saw them
 
     def cached_rest(self) -> dict[str, int]:
         """The REST reads the proxy caches (by path and query) that reached Finesse."""
@@ -161,4 +167,5 @@ async def signed_in_load(
     sim.reset_stats()
     await asyncio.to_thread(desktop.open, url)
     view = await asyncio.to_thread(desktop.sign_in, login, password)
-    return Load(view, sim.stats(), sim.url_stats())
+    fetched = await asyncio.to_thread(desktop.fetched)
+    return Load(view, sim.stats(), sim.url_stats(), fetched)

@@ -8,6 +8,7 @@ third with `?nocache`) ask Finesse again for none of the REST reads the proxy ca
 from __future__ import annotations
 
 import asyncio
+import re
 import xml.etree.ElementTree as ET
 
 import aiohttp
@@ -92,6 +93,7 @@ async def test_an_agent_signs_in_and_later_loads_reach_finesse_for_no_cached_res
         assert set(load.view.resources.values()) == {"200"}
         assert len(load.view.resources) == len(CONFIG_READS)
         assert load.counts[f"GET /finesse/api/User/{AGENT}"] == 1  # never cached
+        assert_fetched_as_finesse_js_does(load, url(proxy, "/"))
     assert_cold(first)
     assert second.cached_rest() == {}, "the REST cache answered the second load"
     assert third.cached_rest() == {}, "nocache=<ms> is not in the REST cache's key"
@@ -103,6 +105,19 @@ def assert_cold(first: Load) -> None:
     assert first.cached_rest() == dict.fromkeys(CONFIG_READS, 1)
     assert first.urls[f"GET /finesse/api/UserAuthMode?username={AGENT}"] == 1
     assert {path: first.counts.get(path) for path in PAGE_FILES} == dict.fromkeys(PAGE_FILES, 1)
+
+
+def assert_fetched_as_finesse_js_does(load: Load, origin: str) -> None:
+    """Nothing from elsewhere; every REST GET but UserAuthMode with nocache=<epoch ms>."""
+    assert load.fetched, "the browser lists what the page fetched"
+    assert [link for link in load.fetched if not link.startswith(origin)] == []
+    rest = [link for link in load.fetched if "/finesse/api/" in link]
+    assert len(rest) == 1 + 1 + len(CONFIG_READS)
+    for link in rest:
+        if "/UserAuthMode?" in link:
+            assert "nocache" not in link
+        else:
+            assert re.search(r"[?&]nocache=\d{13}$", link), link
 
 
 async def test_ready_puts_the_state_and_shows_it_read_again(sim: Sim, proxy: Proxy) -> None:
