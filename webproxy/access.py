@@ -1,10 +1,11 @@
 """The access log: one line per request, as Finesse's `set webproxy access-log-level` offers.
 
-`log.access = "off"` installs no access logger at all (nothing on the hot path); `info`
-logs method, path, status, bytes, duration, upstream time, cache result and worker;
-`debug` adds the client address and user agent. Credentials never appear: no request
-header is logged but `User-Agent`, and query values are shown only for parameters known
-to be harmless (`category`, `nocache`, ...); any other value is masked.
+`log.access = "off"` writes nothing (one check per request); `info` logs method, path,
+status, bytes, duration, upstream time, cache result and worker; `debug` adds the client
+address and user agent. The level can change while serving (`PUT /admin/log`): it is read
+for each request, so it reaches connections already open too. Credentials never appear:
+no request header is logged but `User-Agent`, and query values are shown only for
+parameters known to be harmless (`category`, `nocache`, ...); any other value is masked.
 """
 
 from __future__ import annotations
@@ -35,10 +36,13 @@ class AccessLogger(AbstractAccessLogger):
 
     @property
     def enabled(self) -> bool:
-        """Read per connection: `log.access = "off"` (also after a reload) costs nothing."""
-        return not self.logger.disabled and self.logger.isEnabledFor(logging.INFO)
+        """Always: aiohttp reads this once per connection, and a desktop keeps its connection
+        open for hours; `log` decides per request instead, so a live change reaches it."""
+        return True
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        if self.logger.disabled or not self.logger.isEnabledFor(logging.INFO):
+            return
         upstream = request.get(upstream_seconds_key)
         fields: dict[str, object] = {
             "method": request.method,

@@ -14,6 +14,7 @@ from webproxy.config import Settings
 from webproxy.fleet import IdentityEvents
 from webproxy.forward import Upstream
 from webproxy.identities import IdentityBook
+from webproxy.logs import SharedLogLevels
 from webproxy.metrics import Metrics
 from webproxy.repurge import Repurges
 from webproxy.shares import Shares
@@ -39,6 +40,8 @@ class Worker:
     metrics_dir: str  # prometheus-client's multiprocess folder
     identity_key: bytes = field(repr=False)  # the credential digests' key, one per group
     identity_events: IdentityEvents | None = None  # what the workers forget, shared
+    log_levels: SharedLogLevels | None = None  # the live log levels (`PUT /admin/log`)
+    index: int = 0  # this worker's number in the group, 0 to N-1
 
 
 #: Wall-clock seconds (`time.time`); tests pass a hand-moved clock.

@@ -11,7 +11,10 @@ What the workers share, so that the group behaves as one proxy:
 - Prometheus multiprocess mode: every worker writes its metrics to files in one folder,
   and `/metrics` on any worker reports the whole group.
 - the credential digests' key and a ring of credential events (`webproxy.fleet`): a 401
-  through any worker, or an admin clear, makes every worker forget that credential.
+  through any worker, or an admin clear, makes every worker forget that credential;
+- the live log levels (`webproxy.logs.SharedLogLevels`): a `PUT /admin/log` on any worker
+  signals the supervisor (SIGUSR1), which follows them itself and signals every worker to
+  (see `webproxy.log_control`); a worker that starts follows them before it is ready.
 Each worker learns identities on its own (desktops keep their connection, so mostly the
 one that saw their sign-in serves them); a request another worker does not know yet is
 forwarded and Finesse's answer approves it there.
@@ -43,15 +46,19 @@ from typing import Final
 
 from prometheus_client import multiprocess, values
 
-from webproxy.appkeys import SettingsSource, Worker
+from webproxy.appkeys import SettingsSource, Worker, settings_key
 from webproxy.config import Address, Settings
 from webproxy.fleet import IdentityEvents
+from webproxy.logs import SharedLogLevels
 from webproxy.server import Listeners, run_until_stopped, start_proxy
 from webproxy.stores.shared import SharedGenerations
 
 log = logging.getLogger("webproxy.server")
 
-HANDLED: Final = {signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
+HANDLED: Final = {signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1}
+#: The live log levels changed (`PUT /admin/log`): a worker tells the supervisor, which
+#: tells every worker.
+LOG_LEVELS_CHANGED: Final = signal.SIGUSR1
 READY_TIMEOUT: Final = 30.0
 PR_SET_PDEATHSIG: Final = 1
 QUICK_DEATH: Final = 5.0  # a worker dying this soon after its start is crash-looping
@@ -72,6 +79,7 @@ class Group:
     metrics_dir: str
     identity_key: bytes
     identity_events: IdentityEvents
+    log_levels: SharedLogLevels
     ready_write: int
     workers: dict[int, int] = field(default_factory=dict)  # pid -> worker index
     started: dict[int, float] = field(default_factory=dict)  # worker index -> monotonic start
@@ -98,6 +106,7 @@ def serve_workers(
         metrics_dir=metrics_dir,
         identity_key=secrets.token_bytes(32),
         identity_events=IdentityEvents(),
+        log_levels=SharedLogLevels(count),
         ready_write=ready_write,
     )
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED)
@@ -128,6 +137,9 @@ def _supervise(group: Group, mask: Mask) -> None:
             _stop(group)
         elif info.si_signo == signal.SIGHUP:
             _tell(group, signal.SIGHUP)
+        elif info.si_signo == LOG_LEVELS_CHANGED:
+            group.log_levels.follow(None, group.settings.log)
+            _tell(group, LOG_LEVELS_CHANGED)
         else:
             _reap(group, mask)
 
@@ -188,10 +200,11 @@ def _spawn(group: Group, index: int, mask: Mask) -> None:
     code = 1
     try:  # the worker: never returns into the supervisor's code
         _die_with(supervisor)
+        for signum in HANDLED:  # SIGUSR1 would end the worker until its handler is set
+            ignored = signum == LOG_LEVELS_CHANGED
+            signal.signal(signum, signal.SIG_IGN if ignored else signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-        for signum in HANDLED:
-            signal.signal(signum, signal.SIG_DFL)
-        asyncio.run(run_until_stopped(lambda listeners: _start_worker(group, listeners)))
+        asyncio.run(run_until_stopped(lambda listeners: _start_worker(group, index, listeners)))
         code = 0
     except BaseException:
         log.exception("worker %d failed", index)
@@ -209,15 +222,36 @@ def _die_with(supervisor: int) -> None:
         os._exit(1)
 
 
-async def _start_worker(group: Group, listeners: Listeners) -> None:
+async def _start_worker(group: Group, index: int, listeners: Listeners) -> None:
     settings = replace(
         group.settings,
         server=replace(group.settings.server, listen=group.proxy_at),
         admin=replace(group.settings.admin, listen=group.admin_at),
     )
-    worker = Worker(group.generations, group.metrics_dir, group.identity_key, group.identity_events)
+    worker = Worker(
+        group.generations,
+        group.metrics_dir,
+        group.identity_key,
+        group.identity_events,
+        log_levels=group.log_levels,
+        index=index,
+    )
     await start_proxy(settings, listeners, partial(_reread, group), worker=worker)
+    _follow_log_levels(group.log_levels, index, listeners)
     os.write(group.ready_write, b"R")
+
+
+def _follow_log_levels(shared: SharedLogLevels, index: int, listeners: Listeners) -> None:
+    """Follow the group's live log levels now, and again at each SIGUSR1 (the handler is
+    set first, so no change made meanwhile is missed)."""
+    app = listeners.proxy_app
+    assert app is not None, "start_proxy sets it"
+
+    def follow() -> None:
+        shared.follow(index, app[settings_key].current.log)
+
+    asyncio.get_running_loop().add_signal_handler(LOG_LEVELS_CHANGED, follow)
+    follow()
 
 
 def _reread(group: Group) -> Settings:
