@@ -1,4 +1,4 @@
-"""The `webproxy` command: serve, sim, demo, cache clear rest, cache stats, check-config."""
+"""The `webproxy` command: serve, sim, demo, cache clear and stats, set and show, check-config."""
 
 from __future__ import annotations
 
@@ -13,17 +13,23 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from functools import partial
-from typing import NoReturn
+from typing import Final, NoReturn, TypeGuard
 
 from webproxy import __version__
 from webproxy.appkeys import SettingsSource
 from webproxy.cache.rules import valid_team_id
 from webproxy.config import Address, ConfigError, Settings, load_settings, parse_address
-from webproxy.logs import configure_logging
+from webproxy.logs import ACCESS_LEVELS, configure_logging, printable
 from webproxy.server import Listeners, raise_descriptor_limit, run_until_stopped, start_proxy
 
 DEMO_USER = ("10001", "finesse")
 DEMO_TEAM = "5000"
+#: `cache clear NAME`, as Finesse's `utils webproxy cache clear NAME`.
+CACHES: Final = ("all", "webproxy", "rest", "desktop", "shindig", "authmode")
+#: `set log-severity NAME`: Finesse's names (syslog's), and `info`.
+SEVERITIES: Final = ("debug", "info", "warn", "error", "crit", "alert", "emerg")
+#: `set`/`show` items, as Finesse's `set webproxy ...` names them -> `/admin/log`'s keys.
+LOG_ITEMS: Final = {"access-log-level": "access_log_level", "log-severity": "log_severity"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -106,11 +112,43 @@ def build_parser() -> argparse.ArgumentParser:
     cache = commands.add_parser("cache", help="talk to a running proxy's admin API")
     cache_commands = cache.add_subparsers(dest="cache_command", required=True)
     clear = cache_commands.add_parser("clear", help="clear cached entries")
-    clear.add_argument("what", choices=("rest",), help="rest: the REST API cache")
-    clear.add_argument("--team", type=_team, help="only this team's entries")
-    clear.add_argument("--resource", help="only this resource (ChatConfig, TeamResource, ...)")
+    clear.add_argument(
+        "what",
+        choices=CACHES,
+        help="which cache: rest (the REST API), desktop, shindig (gadgets), authmode,"
+        " webproxy or all",
+    )
+    clear.add_argument("--team", type=_team, help="only this team's entries (rest only)")
+    clear.add_argument(
+        "--resource", help="only this resource (ChatConfig, TeamResource, ...; rest only)"
+    )
+    clear.set_defaults(usage=clear)
     stats = cache_commands.add_parser("stats", help="entries, bytes and hit ratio")
-    for sub in (clear, stats):
+    stats.add_argument("--json", action="store_true", help="the admin API's answer, as it is")
+    _admin_options(clear, stats)
+    _log_commands(commands)
+
+    check = commands.add_parser("check-config", help="validate a config file")
+    check.add_argument("file", help="the TOML file to check")
+    return parser
+
+
+def _log_commands(commands: argparse._SubParsersAction[_Parser]) -> None:
+    """`set` and `show`, as Finesse's `set webproxy ...` and `show webproxy ...`."""
+    set_ = commands.add_parser("set", help="change a running proxy's log levels, live")
+    set_items = set_.add_subparsers(dest="item", required=True)
+    access = set_items.add_parser("access-log-level", help="the access log: off, info or debug")
+    access.add_argument("level", choices=ACCESS_LEVELS)
+    severity = set_items.add_parser("log-severity", help="the least severe message logged")
+    severity.add_argument("level", choices=SEVERITIES)
+    show = commands.add_parser("show", help="a running proxy's log levels")
+    show_items = show.add_subparsers(dest="item", required=True)
+    shown = [show_items.add_parser(item, help=f"show the {item}") for item in LOG_ITEMS]
+    _admin_options(access, severity, *shown)
+
+
+def _admin_options(*parsers: argparse.ArgumentParser) -> None:
+    for sub in parsers:
         sub.add_argument(
             "--admin-url",
             type=_admin_url,
@@ -119,10 +157,6 @@ def build_parser() -> argparse.ArgumentParser:
             help="the proxy's admin listener (http://127.0.0.1:9901)",
         )
         sub.add_argument("--token", help="admin token (default: $WEBPROXY_ADMIN_TOKEN)")
-
-    check = commands.add_parser("check-config", help="validate a config file")
-    check.add_argument("file", help="the TOML file to check")
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -136,6 +170,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return demo(args)
         case "cache":
             return cache(args)
+        case "set" | "show":
+            return log_levels(args)
         case "check-config":
             return check_config(args.file)
     raise AssertionError(args.command)
@@ -277,35 +313,133 @@ Ctrl-C stops both.""",
     )
 
 
+class AdminFailed(Exception):
+    """The admin API did not do what was asked; the message is the one line to print."""
+
+
 def cache(args: argparse.Namespace) -> int:
     token = args.token or os.environ.get("WEBPROXY_ADMIN_TOKEN")
     if args.cache_command == "clear":
+        if args.what != "rest" and (args.team or args.resource):
+            args.usage.error(f"--team and --resource apply to rest only, not to {args.what}")
         query = {k: v for k, v in (("team", args.team), ("resource", args.resource)) if v}
+        if args.what != "rest":  # rest: no cache=, as before there were other caches
+            query = {"cache": args.what}
         path = "/admin/cache/clear" + (f"?{urllib.parse.urlencode(query)}" if query else "")
-        return _admin_call(args.admin_url, path, "POST", token)
-    return _admin_call(args.admin_url, "/admin/cache", "GET", token)
+        return _print(lambda: _as_json(admin_call(args.admin_url, path, "POST", token)))
+    stats = partial(admin_call, args.admin_url, "/admin/cache", "GET", token)
+    return _print(lambda: _as_json(stats()) if args.json else stats_lines(stats()))
 
 
-def _admin_call(base: str, path: str, method: str, token: str | None) -> int:
-    request = urllib.request.Request(base.rstrip("/") + path, method=method)
+def log_levels(args: argparse.Namespace) -> int:
+    """`set ITEM LEVEL` (`PUT /admin/log`) or `show ITEM`; one line, `ITEM: LEVEL`."""
+    token = args.token or os.environ.get("WEBPROXY_ADMIN_TOKEN")
+    key = LOG_ITEMS[args.item]
+    change = {key: args.level} if args.command == "set" else None
+    method = "PUT" if change is not None else "GET"
+
+    def call() -> str:
+        level = admin_call(args.admin_url, "/admin/log", method, token, change).get(key)
+        if not isinstance(level, str):
+            raise AdminFailed(f"webproxy: the admin API's answer has no {key}")
+        return f"{args.item}: {printable(level)}"
+
+    return _print(call)
+
+
+def _print(call: Callable[[], str]) -> int:
+    """Print what `call` makes of the admin API's answer, or its failure as one line: 1."""
+    try:
+        text = call()
+    except AdminFailed as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    print(text)
+    return 0
+
+
+def _as_json(body: dict[str, object]) -> str:
+    return json.dumps(body, indent=2, sort_keys=True)
+
+
+def stats_lines(body: dict[str, object]) -> str:
+    """`GET /admin/cache` as lines: the store, all caches, each cache (`caches`), each
+    resource (`rest ChatConfig: ...`).
+
+    An answer without `caches` (a proxy from before the other caches) is printed as JSON.
+    """
+    caches = body.get("caches")
+    if not isinstance(caches, dict) or not caches:
+        return _as_json(body)
+    backend = printable(str(body.get("backend", "-")))
+    lines = [
+        f"store: backend={backend} identities={_count(body.get('identities'))}",
+        f"all: {_counts(body)}",
+    ]
+    for name, counts in caches.items():
+        if isinstance(counts, dict):
+            lines.append(f"{printable(str(name))}: {_counts(counts)}")
+    resources = body.get("resources")
+    for name, counts in (resources if isinstance(resources, dict) else {}).items():
+        if isinstance(counts, dict):
+            cache = printable(str(counts.get("cache", "rest")))
+            lines.append(f"{cache} {printable(str(name))}: {_counts(_looked_up(counts))}")
+    return "\n".join(lines)
+
+
+def _looked_up(resource: dict[str, object]) -> dict[str, object]:
+    """A resource's `lookups` by result as hits (`hit`) and misses (every other result)."""
+    lookups = resource.get("lookups")
+    results = (
+        {k: v for k, v in lookups.items() if _is_count(v)} if isinstance(lookups, dict) else {}
+    )
+    hits = results.pop("hit", 0)
+    return {**resource, "hits": hits, "misses": sum(results.values())}
+
+
+def _counts(stats: dict[str, object]) -> str:
+    hits, misses = stats.get("hits"), stats.get("misses")
+    ratio = "-"
+    if _is_count(hits) and _is_count(misses) and hits + misses:
+        ratio = f"{hits / (hits + misses):.4f}"
+    names = ("entries", "bytes", "hits", "misses")
+    return " ".join(f"{name}={_count(stats.get(name))}" for name in names) + f" hit_ratio={ratio}"
+
+
+def _is_count(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _count(value: object) -> str:
+    return str(value) if _is_count(value) else "-"
+
+
+def admin_call(
+    base: str, path: str, method: str, token: str | None, body: dict[str, str] | None = None
+) -> dict[str, object]:
+    """Ask the admin API; its JSON answer, or AdminFailed saying why not in one line."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(base.rstrip("/") + path, data=data, method=method)
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
     if token:
         request.add_header("Authorization", f"Bearer {token}")
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
-            body = json.loads(response.read() or b"{}")
+            answer = json.loads(response.read() or b"{}")
     except urllib.error.HTTPError as exc:
         if exc.code == 401:
-            print(_refused(token), file=sys.stderr)
-            return 1
+            raise AdminFailed(_refused(token)) from None
         detail = _error_detail(exc)
-        print(f"webproxy: admin API answered {exc.code} {exc.reason}{detail}", file=sys.stderr)
-        return 1
+        raise AdminFailed(f"webproxy: admin API answered {exc.code} {exc.reason}{detail}") from None
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
-        print(f"webproxy: cannot reach the admin API at {base}: {reason}", file=sys.stderr)
-        return 1
-    print(json.dumps(body, indent=2, sort_keys=True))
-    return 0
+        raise AdminFailed(f"webproxy: cannot reach the admin API at {base}: {reason}") from None
+    if not isinstance(answer, dict):
+        raise AdminFailed(
+            f"webproxy: the admin API at {base} gave an answer that is not a JSON object"
+        )
+    return answer
 
 
 def _refused(token: str | None) -> str:
@@ -323,4 +457,4 @@ def _error_detail(exc: urllib.error.HTTPError) -> str:
         error = json.loads(exc.read()).get("error")
     except (ValueError, AttributeError, OSError):
         return ""
-    return f": {error}" if isinstance(error, str) else ""
+    return f": {printable(error)}" if isinstance(error, str) else ""

@@ -11,15 +11,18 @@ import socket
 import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
 import aiohttp
 import pytest
+from aiohttp import web
+from pytest_aiohttp import AiohttpServer
 
 from tests.conftest import AGENT, Proxy, ProxyFactory, Sim, settings_for
 from tests.functional.finesse import upstream_gets
+from tests.functional.serving import Served, serving
 from tests.functional.test_admin import CHAT, CODES, TOKEN, WARM, outcomes, warm_up
 from webproxy.config import Secret
 
@@ -201,6 +204,12 @@ async def test_cache_clear_rest_refused_by_the_token_exits_1_with_one_line_namin
         (("cache", "clear", "rest", "--team", "abc"), "--team"),
         (("cache", "clear", "rest", "--team", "5e3"), "--team"),
         (("cache", "clear", "nothing"), "nothing"),
+        (("cache", "clear", "desktop", "--team", "5000"), "--team"),
+        (("cache", "clear", "all", "--resource", "ChatConfig"), "--resource"),
+        (("set", "access-log-level", "loud"), "loud"),
+        (("set", "log-severity", "chatty"), "chatty"),
+        (("set", "log-severity"), "level"),
+        (("show", "colour"), "colour"),
         (("cache", "frobnicate"), "frobnicate"),
         (("serve", "--no-such-flag"), "--no-such-flag"),
         (("serve", "--workers", "two"), "server.workers"),
@@ -213,6 +222,12 @@ async def test_cache_clear_rest_refused_by_the_token_exits_1_with_one_line_namin
         "team-letters",
         "team-exponent",
         "unknown-cache",
+        "team-beside-desktop",
+        "resource-beside-all",
+        "unknown-access-level",
+        "unknown-severity",
+        "no-severity",
+        "unknown-show",
         "unknown-cache-command",
         "unknown-serve-flag",
         "workers-not-a-number",
@@ -273,7 +288,16 @@ def refused_port() -> Iterator[int]:
         yield int(sock.getsockname()[1])
 
 
-@pytest.mark.parametrize("command", [("cache", "clear", "rest"), ("cache", "stats")])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("cache", "clear", "rest"),
+        ("cache", "clear", "desktop"),
+        ("cache", "stats"),
+        ("set", "access-log-level", "debug"),
+        ("show", "log-severity"),
+    ],
+)
 async def test_an_unreachable_admin_api_exits_1_with_one_line(command: tuple[str, ...]) -> None:
     with refused_port() as port:
         done = await webproxy(*command, "--admin-url", f"http://127.0.0.1:{port}")
@@ -283,8 +307,8 @@ async def test_an_unreachable_admin_api_exits_1_with_one_line(command: tuple[str
     assert f"127.0.0.1:{port}" in done.err
 
 
-async def test_cache_stats_prints_the_entries_as_json(warm: Proxy) -> None:
-    done = await webproxy("cache", "stats", "--admin-url", admin_url(warm))
+async def test_cache_stats_json_prints_the_admin_apis_answer(warm: Proxy) -> None:
+    done = await webproxy("cache", "stats", "--json", "--admin-url", admin_url(warm))
     assert (done.code, done.err) == (0, "")
     stats = json.loads(done.out)
     assert stats["entries"] == len(WARM)
@@ -390,3 +414,169 @@ async def test_serve_on_a_busy_port_exits_1_with_one_line(workers: str) -> None:
     assert finished.code == 1
     assert finished.err.count("\n") == 1
     assert finished.err.startswith("webproxy: cannot listen:")
+
+
+@dataclass
+class StandIn:
+    """An admin API written in the test: answers `stats`, notes what each clear asked."""
+
+    stats: dict[str, object]
+    clears: list[dict[str, str]] = field(default_factory=list)
+    url: str = ""
+
+
+@pytest.fixture
+async def stand_in(aiohttp_server: AiohttpServer) -> StandIn:
+    admin = StandIn(stats={})
+
+    async def clear(request: web.Request) -> web.Response:
+        admin.clears.append(dict(request.query))
+        return web.json_response({"cleared": {"cache": request.query.get("cache", "rest")}})
+
+    async def stats(request: web.Request) -> web.Response:
+        return web.json_response(admin.stats)
+
+    app = web.Application()
+    app.router.add_post("/admin/cache/clear", clear)
+    app.router.add_get("/admin/cache", stats)
+    admin.url = str((await aiohttp_server(app)).make_url("")).rstrip("/")
+    return admin
+
+
+@pytest.mark.parametrize(
+    ("args", "query"),
+    [
+        (("rest",), {}),
+        (("rest", "--team", "5000"), {"team": "5000"}),
+        (("rest", "--resource", "ChatConfig"), {"resource": "ChatConfig"}),
+        (("desktop",), {"cache": "desktop"}),
+        (("shindig",), {"cache": "shindig"}),
+        (("authmode",), {"cache": "authmode"}),
+        (("webproxy",), {"cache": "webproxy"}),
+        (("all",), {"cache": "all"}),
+    ],
+    ids=["rest", "rest-team", "rest-resource", "desktop", "shindig", "authmode", "webproxy", "all"],
+)
+async def test_cache_clear_names_the_cache_and_asks_for_rest_as_before_there_were_others(
+    stand_in: StandIn, args: tuple[str, ...], query: dict[str, str]
+) -> None:
+    done = await webproxy("cache", "clear", *args, "--admin-url", stand_in.url)
+    assert (done.code, done.err) == (0, "")
+    assert stand_in.clears == [query]
+    assert json.loads(done.out) == {"cleared": {"cache": query.get("cache", "rest")}}
+
+
+async def test_cache_clear_with_a_misplaced_team_asks_nothing(stand_in: StandIn) -> None:
+    done = await webproxy(
+        "cache", "clear", "shindig", "--team", "5000", "--admin-url", stand_in.url
+    )
+    assert done.code == 2
+    assert stand_in.clears == []
+
+
+STATS_BEFORE_CACHES: Final = {
+    "backend": "memory",
+    "entries": 3,
+    "bytes": 900,
+    "hits": 4,
+    "misses": 2,
+    "hit_ratio": 0.6667,
+    "identities": 2,
+    "resources": {"ChatConfig": {"entries": 1, "bytes": 300, "lookups": {"hit": 4}}},
+}
+
+
+async def test_cache_stats_prints_an_answer_without_caches_as_json(stand_in: StandIn) -> None:
+    stand_in.stats = STATS_BEFORE_CACHES
+    done = await webproxy("cache", "stats", "--admin-url", stand_in.url)
+    assert (done.code, done.err) == (0, "")
+    assert json.loads(done.out) == STATS_BEFORE_CACHES
+
+
+async def test_cache_stats_prints_a_line_per_cache_and_per_resource(stand_in: StandIn) -> None:
+    counts = {"entries": 0, "bytes": 0, "hits": 0, "misses": 0}
+    stand_in.stats = {
+        **STATS_BEFORE_CACHES,
+        "entries": 5,
+        "bytes": 1900,
+        "hits": 7,
+        "misses": 3,
+        "caches": {
+            "rest": {"entries": 3, "bytes": 900, "hits": 4, "misses": 2},
+            "desktop": {"entries": 2, "bytes": 1000, "hits": 3, "misses": 1},
+            "shindig": counts,
+            "authmode": counts,
+        },
+        "resources": {
+            "ChatConfig": {
+                "cache": "rest",
+                "entries": 1,
+                "bytes": 300,
+                "lookups": {"hit": 4, "miss": 1, "bypass": 1},
+            },
+            "DesktopFile": {"cache": "desktop", "entries": 2, "bytes": 1000, "lookups": {}},
+        },
+    }
+    done = await webproxy("cache", "stats", "--admin-url", stand_in.url)
+    assert (done.code, done.err) == (0, "")
+    assert done.out.splitlines() == [
+        "store: backend=memory identities=2",
+        "all: entries=5 bytes=1900 hits=7 misses=3 hit_ratio=0.7000",
+        "rest: entries=3 bytes=900 hits=4 misses=2 hit_ratio=0.6667",
+        "desktop: entries=2 bytes=1000 hits=3 misses=1 hit_ratio=0.7500",
+        "shindig: entries=0 bytes=0 hits=0 misses=0 hit_ratio=-",
+        "authmode: entries=0 bytes=0 hits=0 misses=0 hit_ratio=-",
+        "rest ChatConfig: entries=1 bytes=300 hits=4 misses=2 hit_ratio=0.6667",
+        "desktop DesktopFile: entries=2 bytes=1000 hits=0 misses=0 hit_ratio=-",
+    ]
+
+
+LOG_TOKEN: Final = "log-level-token-93b1"
+
+
+@pytest.fixture
+async def served(sim: Sim) -> AsyncIterator[Served]:
+    """`webproxy serve` in a process of its own: a `set` changes that process's logging."""
+    env = {"WEBPROXY_ADMIN_TOKEN": LOG_TOKEN, "WEBPROXY_LOG_FORMAT": "json"}
+    async with serving(["--upstream", sim.url], env) as running_proxy:
+        yield running_proxy
+        running_proxy.signal(signal.SIGTERM)
+        assert await running_proxy.exit_code() == 0
+
+
+@pytest.mark.parametrize(
+    ("item", "level", "default"),
+    [
+        ("access-log-level", "debug", "off"),
+        ("access-log-level", "info", "off"),
+        ("log-severity", "warn", "info"),
+        ("log-severity", "crit", "info"),
+        ("log-severity", "emerg", "info"),
+    ],
+)
+async def test_set_changes_a_log_level_live_and_show_shows_it_on_one_line(
+    served: Served, item: str, level: str, default: str
+) -> None:
+    admin = ("--admin-url", served.admin)
+    shown = await webproxy("show", item, *admin)
+    assert (shown.code, shown.out, shown.err) == (0, f"{item}: {default}\n", "")
+    done = await webproxy("set", item, level, *admin, "--token", LOG_TOKEN)
+    assert (done.code, done.out, done.err) == (0, f"{item}: {level}\n", "")
+    shown = await webproxy("show", item, *admin)
+    assert (shown.code, shown.out, shown.err) == (0, f"{item}: {level}\n", "")
+
+
+@pytest.mark.parametrize(
+    ("flags", "says"),
+    [(("--token", "wrong"), "the admin token was refused"), ((), "it needs the admin token")],
+    ids=["wrong-token", "no-token"],
+)
+async def test_set_refused_by_the_token_exits_1_with_one_line_and_changes_nothing(
+    served: Served, flags: tuple[str, ...], says: str
+) -> None:
+    done = await webproxy("set", "log-severity", "error", *flags, "--admin-url", served.admin)
+    assert (done.code, done.out) == (1, "")
+    assert len(done.err.splitlines()) == 1
+    assert "401" in done.err and says in done.err
+    shown = await webproxy("show", "log-severity", "--admin-url", served.admin)
+    assert shown.out == "log-severity: info\n"
