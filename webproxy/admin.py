@@ -7,7 +7,7 @@ import ipaddress
 import logging
 import os
 import signal
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Final
 
 from aiohttp import web
@@ -22,13 +22,24 @@ from webproxy.appkeys import (
     upstream_key,
     worker_key,
 )
-from webproxy.cache.rules import Purge, PurgeReason, Resource, canonical_team, valid_team_id
+from webproxy.cache.rules import (
+    REST_RESOURCES,
+    CacheName,
+    Purge,
+    PurgeReason,
+    Resource,
+    canonical_team,
+    purges_for_cache,
+    valid_team_id,
+)
 from webproxy.errors import ConfigError, StoreUnavailable, UpstreamError
 from webproxy.forward import upstream_errors
+from webproxy.http_cached import http_stores_key
 from webproxy.identities import IdentityBook
 from webproxy.logs import configure_logging
 from webproxy.metrics import group_registry, read_cache_view
 from webproxy.reload import Reload, plan_reload
+from webproxy.stores.base import LabelStats
 
 log = logging.getLogger("webproxy.admin")
 
@@ -36,24 +47,58 @@ READINESS_PATH: Final = "/finesse/api/SystemInfo"
 
 
 async def clear_cache(request: web.Request) -> web.Response:
-    """`POST /admin/cache/clear[?team=ID|?resource=NAME]`: bump one generation counter."""
+    """`POST /admin/cache/clear[?cache=NAME][&team=ID|&resource=NAME]`: bump generation
+    counters (`cache` defaults to `rest`; `team` and `resource` apply to it alone)."""
     refused = _refuse_unauthorised(request)
     if refused is not None:
         return refused
+    app, query = request.app, request.query
     try:
-        purge, cleared = _purge_for(request.query.get("team"), request.query.get("resource"))
+        purges, cleared = _clears_for(query.get("cache"), query.get("team"), query.get("resource"))
     except ValueError as exc:
         return web.json_response({"error": str(exc)}, status=400)
-    try:
-        await request.app[store_key].purge(purge.counter)
-    except StoreUnavailable as exc:
-        request.app[metrics_key].store_errors.labels("purge").inc()
-        log.warning("admin clear of %s owed until the store answers: %s", purge.counter, exc)
-        return web.json_response({"error": "store unavailable; the clear is owed"}, status=503)
-    request.app[metrics_key].purges.labels(PurgeReason.ADMIN).inc()
-    _forget_identities(request.app[identities_key], request.query.get("team"), request.query)
+    for cache, purge in purges:
+        store = app[store_key] if cache is CacheName.REST else app[http_stores_key][cache]
+        try:
+            await store.purge(purge.counter)
+        except StoreUnavailable as exc:
+            app[metrics_key].store_errors.labels("purge").inc()
+            log.warning("admin clear of %s owed until the store answers: %s", purge.counter, exc)
+            return web.json_response({"error": "store unavailable; the clear is owed"}, status=503)
+    app[metrics_key].purges.labels(PurgeReason.ADMIN).inc()  # one clear, however many bumps
+    if any(cache is CacheName.REST for cache, _ in purges):
+        _forget_identities(app[identities_key], query.get("team"), query)
     log.info("cache cleared by admin: %s", cleared)
     return web.json_response({"cleared": cleared})
+
+
+#: `cache=` names: Finesse's, `all` and `webproxy` (Finesse's default cache: here every
+#: cache, since Finesse does not say which it holds, and clearing more is never stale).
+CLEAR_NAMES: Final = ("all", "webproxy", *CacheName)
+
+
+def _clears_for(
+    cache: str | None, team: str | None, resource: str | None
+) -> tuple[list[tuple[CacheName, Purge]], dict[str, object]]:
+    """The purges an admin clear makes, and what its answer says was cleared."""
+    name = "rest" if cache is None else cache
+    if name not in CLEAR_NAMES:
+        raise ValueError(f"cache must be one of {', '.join(CLEAR_NAMES)}")
+    if name != CacheName.REST and (team is not None or resource is not None):
+        raise ValueError("team= and resource= apply to cache=rest only")
+    if name == CacheName.REST:
+        purges, cleared = _purge_for(team, resource)
+        return [(CacheName.REST, purge) for purge in purges], cleared
+    if name in ("all", "webproxy"):
+        every = [(each, Purge.everything()) for each in _STORE_OWNERS]
+        return every, {"cache": name, "caches": [str(each) for each in CacheName]}
+    named = CacheName(name)
+    return [(named, purge) for purge in purges_for_cache(named)], {"cache": str(named)}
+
+
+#: A cache of each store that may hold entries of its own (the memory backend keeps one
+#: per cache): `clear all` bumps `all` in each (in Redis, the one store, several times).
+_STORE_OWNERS: Final = tuple(CacheName)
 
 
 def _forget_identities(
@@ -67,21 +112,20 @@ def _forget_identities(
         identities.clear()
 
 
-def _purge_for(team: str | None, resource: str | None) -> tuple[Purge, dict[str, str]]:
+def _purge_for(team: str | None, resource: str | None) -> tuple[list[Purge], dict[str, object]]:
     if team is not None:
         if resource not in (None, Resource.TEAM_RESOURCE):
             raise ValueError("team= applies to TeamResource only")
         if not valid_team_id(team):
             raise ValueError("team must be 1-64 letters, digits, '-' or '_'")
-        return Purge.team(team), {"scope": "team", "team": team}
+        return [Purge.team(team)], {"scope": "team", "team": team}
     if resource is not None:
-        try:
-            named = Resource(resource)
-        except ValueError:
-            names = ", ".join(Resource)
-            raise ValueError(f"resource must be one of {names}") from None
-        return Purge.resource(named), {"scope": "resource", "resource": str(named)}
-    return Purge.everything(), {"scope": "all"}
+        if resource not in REST_RESOURCES:
+            names = ", ".join(REST_RESOURCES)
+            raise ValueError(f"resource must be one of {names}")
+        named = Resource(resource)
+        return [Purge.resource(named)], {"scope": "resource", "resource": str(named)}
+    return list(purges_for_cache(CacheName.REST)), {"scope": "all"}
 
 
 def _refuse_unauthorised(request: web.Request) -> web.Response | None:
@@ -153,7 +197,8 @@ def reload_settings(app: web.Application) -> Reload:
 
 
 async def cache_stats(request: web.Request) -> web.Response:
-    """`GET /admin/cache`: entries and bytes (the store's, now), hits and misses (counted).
+    """`GET /admin/cache`: entries and bytes (the stores', now), hits and misses (counted),
+    in all, per cache and per resource.
 
     With `--workers N`, the whole group's, as `/metrics` shows it.
     """
@@ -162,15 +207,24 @@ async def cache_stats(request: web.Request) -> web.Response:
     view = read_cache_view(_registry(request.app))
     resources = {
         str(resource): {
+            "cache": str(resource.cache),
             "entries": view.entries.get(str(resource), 0),
             "bytes": view.bytes.get(str(resource), 0),
             "lookups": view.lookups.get(str(resource), {}),
         }
         for resource in Resource
     }
-    counts = [n for by_result in view.lookups.values() for n in by_result.values()]
-    hits = sum(by_result.get("hit", 0) for by_result in view.lookups.values())
-    misses = sum(counts) - hits
+    caches: dict[str, dict[str, int]] = {}
+    for cache in CacheName:
+        names = [str(resource) for resource in Resource if resource.cache is cache]
+        hits, misses = _hits_and_misses(view.lookups.get(name, {}) for name in names)
+        caches[str(cache)] = {
+            "entries": sum(view.entries.get(name, 0) for name in names),
+            "bytes": sum(view.bytes.get(name, 0) for name in names),
+            "hits": hits,
+            "misses": misses,
+        }
+    hits, misses = _hits_and_misses(view.lookups.values())
     return web.json_response(
         {
             "backend": request.app[settings_key].current.store.backend,
@@ -180,9 +234,19 @@ async def cache_stats(request: web.Request) -> web.Response:
             "misses": misses,
             "hit_ratio": round(hits / (hits + misses), 4) if hits + misses else None,
             "identities": view.identities,
+            "caches": caches,
             "resources": resources,
         }
     )
+
+
+def _hits_and_misses(lookups: Iterable[Mapping[str, int]]) -> tuple[int, int]:
+    """Hits, and every other lookup (misses, bypasses, ...), summed."""
+    hits = total = 0
+    for by_result in lookups:
+        hits += by_result.get("hit", 0)
+        total += sum(by_result.values())
+    return hits, total - hits
 
 
 async def metrics_page(request: web.Request) -> web.Response:
@@ -206,15 +270,17 @@ async def refresh_gauges(app: web.Application, *, store: bool = True) -> bool:
     metrics.identities.set(len(app[identities_key]))
     if not store:
         return True
+    stores = {id(each): each for each in (app[store_key], *app[http_stores_key].stores.values())}
+    by_label: dict[str, LabelStats] = {}
     try:
-        stats = await app[store_key].stats()
+        for each in stores.values():
+            by_label.update((await each.stats()).by_label)
     except StoreUnavailable:
         metrics.store_errors.labels("stats").inc()
         return False
     for resource in Resource:
-        label = stats.by_label.get(str(resource))
-        metrics.entries.labels(str(resource)).set(label.entries if label else 0)
-        metrics.bytes.labels(str(resource)).set(label.bytes if label else 0)
+        label = by_label.get(str(resource))
+        metrics.set_stored(resource, label.entries if label else 0, label.bytes if label else 0)
     return True
 
 

@@ -52,6 +52,14 @@ from webproxy.fills import Fills
 from webproxy.fleet import Event, EventKind
 from webproxy.forward import make_upstream
 from webproxy.handler import proxy, purge, route_class
+from webproxy.http_cached import (
+    SCOPES,
+    Filled,
+    HttpStores,
+    http_flights_key,
+    http_settings,
+    http_stores_key,
+)
 from webproxy.identities import IdentityBook
 from webproxy.intake import refusal
 from webproxy.log_control import set_log, show_log
@@ -174,6 +182,7 @@ def make_proxy_app(
     )
     app[flights_key] = Flights[Outcome]()
     app[fills_key] = Fills()
+    app[http_flights_key] = Flights[Filled]()
     app[shares_key] = Shares(
         settings.server.max_upstream_per_client, wait=settings.upstream.connect_timeout
     )
@@ -221,11 +230,19 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     store = app[settings_key].current.store
     if store.backend == "memory":
         worker = app[worker_key]
-        app[store_key] = MemoryStore[CachedResponse](
-            store.max_bytes,
-            sizeof=entry_cost,
-            generations=worker.generations if worker is not None else None,
-            max_entry_bytes=app[settings_key].current.cache.max_entry_bytes,
+        settings = app[settings_key].current
+
+        def memory(max_bytes: int) -> MemoryStore[CachedResponse]:
+            return MemoryStore[CachedResponse](
+                max_bytes,
+                sizeof=entry_cost,
+                generations=worker.generations if worker is not None else None,
+                max_entry_bytes=settings.cache.max_entry_bytes,
+            )
+
+        app[store_key] = memory(store.max_bytes)
+        app[http_stores_key] = HttpStores(
+            {cache: memory(http_settings(settings, cache).max_bytes) for cache in SCOPES}
         )
         yield
         return
@@ -243,6 +260,7 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     identities.broadcast = fills.publish = events.publish
     tier = _local_tier(shared, store)
     app[store_key] = shared if tier is None else tier
+    app[http_stores_key] = HttpStores(dict.fromkeys(SCOPES, app[store_key]))
 
     def deliver(event: Event) -> None:
         if event.kind is EventKind.FILLED:
@@ -344,6 +362,7 @@ def _share_from(proxy_app: web.Application) -> Callable[[web.Application], Await
         app[settings_key] = proxy_app[settings_key]
         app[upstream_key] = proxy_app[upstream_key]
         app[store_key] = proxy_app[store_key]
+        app[http_stores_key] = proxy_app[http_stores_key]
         app[identities_key] = proxy_app[identities_key]
         app[metrics_key] = proxy_app[metrics_key]
         app[clock_key] = proxy_app[clock_key]

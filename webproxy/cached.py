@@ -109,7 +109,7 @@ async def serve_cached(
             return await _fetch_shared(request, scope, key, found.generation, stale_ok)
         case Lookup.BYPASS | Lookup.UNAUTHORIZED:
             return await _fetch_alone(request, scope, key, found.generation, lookup, False)
-        case Lookup.HIT | Lookup.STALE | Lookup.UNCACHEABLE:
+        case Lookup.HIT | Lookup.STALE | Lookup.UNCACHEABLE | Lookup.REVALIDATED:
             raise AssertionError(lookup)
         case _:
             assert_never(lookup)

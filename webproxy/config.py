@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from webproxy.errors import ConfigError
 from webproxy.settings import (
     CACHED_RESOURCES,
+    HTTP_CACHES,
     AccessLog,
     Address,
     AdminSettings,
@@ -338,6 +339,15 @@ _RULES: Final[Mapping[str, Rule]] = MappingProxyType(
         "cache.media_domain_path": _media_path,
         "cache.override_upstream": _resources,
         **{f"cache.ttl.{name}": _positive for name in CACHED_RESOURCES},
+        **{
+            f"cache.{cache}.{key}": rule
+            for cache in HTTP_CACHES
+            for key, rule in (
+                ("enabled", _boolean),
+                ("ttl", _positive),
+                ("max_bytes", _positive_int),
+            )
+        },
         "admin.listen": _address,
         "admin.token": _token,
         "log.level": _choice(get_args(LogLevel)),
@@ -463,13 +473,20 @@ def _assemble(values: Mapping[str, tuple[object, str]]) -> Settings:
     base = Settings()
     changes: dict[str, dict[str, object]] = {}
     ttl: dict[str, object] = dict(base.cache.ttl)
+    http_caches: dict[str, dict[str, object]] = {}
     for key, (value, _) in values.items():
         section, _, name = key.partition(".")
-        if name.startswith("ttl."):
-            ttl[name.removeprefix("ttl.")] = value
+        table, _, field_name = name.partition(".")
+        if table == "ttl" and field_name:
+            ttl[field_name] = value
+        elif table in HTTP_CACHES and field_name:
+            http_caches.setdefault(table, {})[field_name] = value
         else:
             changes.setdefault(section, {})[name] = value
-    changes.setdefault("cache", {})["ttl"] = ttl
+    cache = changes.setdefault("cache", {})
+    cache["ttl"] = ttl
+    for table, fields in http_caches.items():
+        cache[table] = replace(getattr(base.cache, table), **fields)
     sections = {name: replace(getattr(base, name), **fields) for name, fields in changes.items()}
     return replace(base, **sections)
 

@@ -26,6 +26,7 @@ from webproxy.appkeys import (
     upstream_key,
     upstream_seconds_key,
 )
+from webproxy.cache.http import http_cache_for
 from webproxy.cache.routing import read_path
 from webproxy.cache.rules import (
     API_PREFIX,
@@ -48,6 +49,7 @@ from webproxy.forward import (
     relay,
     upstream_headers,
 )
+from webproxy.http_cached import Pass, http_settings, serve_http_cached
 from webproxy.logs import throttled
 from webproxy.websocket import is_websocket_upgrade, relay_websocket
 
@@ -67,6 +69,12 @@ async def proxy(request: web.Request) -> web.StreamResponse:
             user = USER_PATH.match(path)
             if user is not None and "Authorization" in request.headers:
                 return await sign_in(request, user.group(1))
+            cache = http_cache_for(path)
+            if cache is not None and http_settings(settings, cache).enabled:
+                served = await serve_http_cached(request, cache, path, query)
+                if not isinstance(served, Pass):
+                    return served
+                return await forward(request, raw_path, cache_status=served.cache_status)
     if is_websocket_upgrade(request):
         async with request.app[long_shares_key].hold(request.remote):
             try:
@@ -76,7 +84,9 @@ async def proxy(request: web.Request) -> web.StreamResponse:
     return await forward(request, raw_path)
 
 
-async def forward(request: web.Request, raw_path: str) -> web.StreamResponse:
+async def forward(
+    request: web.Request, raw_path: str, *, cache_status: str | None = None
+) -> web.StreamResponse:
     """Stream the exchange; forget a refused credential and purge after a write.
 
     A write purges once Finesse has answered it (anything but a 4xx), or when the whole
@@ -90,12 +100,14 @@ async def forward(request: web.Request, raw_path: str) -> web.StreamResponse:
     if long_lived(raw_path):
         async with app[long_shares_key].hold(request.remote):
             with app[metrics_key].open_connections.labels("longpoll").track_inprogress():
-                return await _exchange(request, raw_path)
+                return await _exchange(request, raw_path, cache_status)
     async with app[shares_key].hold(request.remote):
-        return await _exchange(request, raw_path)
+        return await _exchange(request, raw_path, cache_status)
 
 
-async def _exchange(request: web.Request, raw_path: str) -> web.StreamResponse:
+async def _exchange(
+    request: web.Request, raw_path: str, cache_status: str | None = None
+) -> web.StreamResponse:
     app = request.app
     server = app[settings_key].current.server
     write = request.method in WRITE_METHODS
@@ -110,14 +122,17 @@ async def _exchange(request: web.Request, raw_path: str) -> web.StreamResponse:
         app[metrics_key].upstream_errors.labels(exc.kind).inc()
         if exc.sent:  # sent whole, no answer: it may yet apply
             await purge_after_write(request, raw_path, None)
-        return upstream_failure(request, exc)
+        failure = upstream_failure(request, exc)
+        if cache_status is not None:
+            failure.headers["Cache-Status"] = cache_status
+        return failure
     seconds = time.perf_counter() - started
     request[upstream_seconds_key] = seconds
     app[metrics_key].upstream_duration.labels(route_class(raw_path)).observe(seconds)
     if response.status == 401:
         forget(request)
     await purge_after_write(request, raw_path, response.status)
-    return await relay(request, response)
+    return await relay(request, response, cache_status=cache_status)
 
 
 async def sign_in(request: web.Request, user_id: str) -> web.StreamResponse:

@@ -12,6 +12,8 @@ from typing import Final, Literal
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from webproxy.cache.rules import Resource
+
 #: 1 ms to 30 s, roughly doubling: resolves a cache-speed answer and a stuck upstream alike.
 UPSTREAM_BUCKETS: Final = (
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0,
@@ -37,27 +39,27 @@ class Metrics:
         )
         self.lookups = Counter(
             "webproxy_cache_lookups",
-            "Cache lookups by resource and result.",
-            ["resource", "result"],
+            "Cache lookups by cache, resource and result.",
+            ["cache", "resource", "result"],
             registry=registry,
         )
         self.purges = Counter(
             "webproxy_cache_purges",
-            "Generation bumps (purges) by reason.",
+            "Purges by reason: one per scope a write purged, one per admin clear.",
             ["reason"],
             registry=registry,
         )
         self.entries = Gauge(
             "webproxy_cache_entries",
-            "Entries stored, by resource (read from the store at scrape time).",
-            ["resource"],
+            "Entries stored, by cache and resource (read from the store at scrape time).",
+            ["cache", "resource"],
             registry=registry,
             multiprocess_mode=store_mode,
         )
         self.bytes = Gauge(
             "webproxy_cache_bytes",
-            "Bytes stored, by resource (read from the store at scrape time).",
-            ["resource"],
+            "Bytes stored, by cache and resource (read from the store at scrape time).",
+            ["cache", "resource"],
             registry=registry,
             multiprocess_mode=store_mode,
         )
@@ -104,10 +106,16 @@ class Metrics:
         """`lookups.labels(resource, result).inc()`, with the child looked up once."""
         child = self._lookup_children.get((resource, result))
         if child is None:
+            cache = Resource(resource).cache
             child = self._lookup_children[(resource, result)] = self.lookups.labels(
-                resource, result
+                cache, resource, result
             )
         child.inc()
+
+    def set_stored(self, resource: Resource, entries: int, size: int) -> None:
+        """The entries and bytes gauges of one resource."""
+        self.entries.labels(resource.cache, resource).set(entries)
+        self.bytes.labels(resource.cache, resource).set(size)
 
     def count_request(self, route: str, status: int) -> None:
         """`requests.labels(route, status).inc()`, with the child looked up once."""

@@ -150,6 +150,21 @@ def _default_ttls() -> Mapping[str, float]:
 
 
 @dataclass(frozen=True, slots=True)
+class HttpCacheSettings:
+    """`[cache.desktop]`, `[cache.shindig]`, `[cache.authmode]`: one of Finesse's other
+    caches (`webproxy.cache.http`). `ttl`: seconds an answer stays fresh when Finesse
+    gives no freshness of its own; `max_bytes`: the memory store's bound for this cache."""
+
+    enabled: bool = True
+    ttl: float = 3600.0
+    max_bytes: int = 64 * MIB
+
+
+HTTP_CACHES: Final = ("desktop", "shindig", "authmode")
+"""The `[cache.<name>]` tables, one per HTTP cache, in `CacheSettings` as fields."""
+
+
+@dataclass(frozen=True, slots=True)
 class CacheSettings:
     """`[cache]` and `[cache.ttl]`: what is cached and for how long.
 
@@ -170,6 +185,9 @@ class CacheSettings:
     media_domain_path: str = "/finesse/api/MediaDomains"
     override_upstream: tuple[str, ...] = ()
     ttl: Mapping[str, float] = field(default_factory=_default_ttls)
+    desktop: HttpCacheSettings = HttpCacheSettings()
+    shindig: HttpCacheSettings = HttpCacheSettings(max_bytes=32 * MIB)
+    authmode: HttpCacheSettings = HttpCacheSettings(ttl=300.0, max_bytes=4 * MIB)
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.ttl) - set(CACHED_RESOURCES))
@@ -218,6 +236,8 @@ def describe(settings: Settings) -> dict[str, object]:
 
 
 def _plain(value: object) -> object:
+    if isinstance(value, HttpCacheSettings):
+        return {item.name: _plain(getattr(value, item.name)) for item in fields(value)}
     if isinstance(value, Secret):
         return MASK
     if isinstance(value, Address):

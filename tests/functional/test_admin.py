@@ -187,7 +187,15 @@ async def test_cache_stats_count_the_scripted_workload_exactly(worked: Proxy) ->
     }  # fmt: skip
     assert resources["TeamResource"]["entries"] == 1
     assert resources["TeamResource"]["lookups"] == {"miss": 1}
-    assert resources["ECCVariableConfig"] == {"entries": 0, "bytes": 0, "lookups": {}}
+    assert resources["ECCVariableConfig"] == {
+        "cache": "rest", "entries": 0, "bytes": 0, "lookups": {},
+    }  # fmt: skip
+    assert stats["caches"]["rest"] == {
+        "entries": 2,
+        "bytes": stats["bytes"],
+        "hits": 2,
+        "misses": 4,
+    }
     assert stats["bytes"] == sum(r["bytes"] for r in resources.values())
     assert resources["ChatConfig"]["bytes"] > 0
 
@@ -223,17 +231,22 @@ def total(samples: Samples, name: str) -> float:
 async def test_a_scrape_counts_lookups_and_entries_by_resource(worked: Proxy) -> None:
     _, samples = await scrape(worked)
     lookups = "webproxy_cache_lookups_total"
-    assert sample(samples, lookups, resource="ChatConfig", result="hit") == 2
-    assert sample(samples, lookups, resource="ChatConfig", result="miss") == 1
-    assert sample(samples, lookups, resource="ChatConfig", result="bypass") == 1
-    assert sample(samples, lookups, resource="ChatConfig", result="unauthorized") == 1
-    assert sample(samples, lookups, resource="TeamResource", result="miss") == 1
-    assert sample(samples, lookups, resource="TeamResource", result="hit") is None
-    assert sample(samples, "webproxy_cache_entries", resource="ChatConfig") == 1
-    assert sample(samples, "webproxy_cache_entries", resource="TeamResource") == 1
-    assert sample(samples, "webproxy_cache_entries", resource="MediaDomain") == 0
+    assert sample(samples, lookups, cache="rest", resource="ChatConfig", result="hit") == 2
+    assert sample(samples, lookups, cache="rest", resource="ChatConfig", result="miss") == 1
+    assert sample(samples, lookups, cache="rest", resource="ChatConfig", result="bypass") == 1
+    assert sample(samples, lookups, cache="rest", resource="ChatConfig", result="unauthorized") == 1
+    assert sample(samples, lookups, cache="rest", resource="TeamResource", result="miss") == 1
+    assert sample(samples, lookups, cache="rest", resource="TeamResource", result="hit") is None
+    assert sample(samples, "webproxy_cache_entries", cache="rest", resource="ChatConfig") == 1
+    assert sample(samples, "webproxy_cache_entries", cache="rest", resource="TeamResource") == 1
+    assert sample(samples, "webproxy_cache_entries", cache="rest", resource="MediaDomain") == 0
     registry = worked.app[metrics_key].registry
-    assert registry.get_sample_value(lookups, {"resource": "ChatConfig", "result": "hit"}) == 2
+    assert (
+        registry.get_sample_value(
+            lookups, {"cache": "rest", "resource": "ChatConfig", "result": "hit"}
+        )
+        == 2
+    )
 
 
 async def test_a_scrape_counts_requests_upstream_fetches_and_identities(worked: Proxy) -> None:
@@ -253,8 +266,8 @@ async def test_a_scrape_after_an_admin_clear_counts_the_purge_and_no_entries(
     assert sample(samples, "webproxy_cache_purges_total", reason="admin") == 2
     assert sample(samples, "webproxy_cache_purges_total", reason="write") is None
     for resource in ("ChatConfig", "TeamResource"):
-        assert sample(samples, "webproxy_cache_entries", resource=resource) == 0
-        assert sample(samples, "webproxy_cache_bytes", resource=resource) == 0
+        assert sample(samples, "webproxy_cache_entries", cache="rest", resource=resource) == 0
+        assert sample(samples, "webproxy_cache_bytes", cache="rest", resource=resource) == 0
 
 
 async def test_no_label_of_a_scrape_holds_a_credential_a_user_id_or_a_team_id(

@@ -580,3 +580,31 @@ async def test_set_refused_by_the_token_exits_1_with_one_line_and_changes_nothin
     assert "401" in done.err and says in done.err
     shown = await webproxy("show", "log-severity", "--admin-url", served.admin)
     assert shown.out == "log-severity: info\n"
+
+
+@pytest.mark.parametrize("name", ["desktop", "shindig", "authmode"])
+async def test_cache_clear_of_another_cache_leaves_the_rest_cache_alone(
+    warm: Proxy, name: str
+) -> None:
+    done = await webproxy("cache", "clear", name, "--admin-url", admin_url(warm))
+    assert (done.code, done.err) == (0, "")
+    assert json.loads(done.out)["cleared"]["cache"] == name
+    assert await missed(warm) == set()
+
+
+@pytest.mark.parametrize("name", ["all", "webproxy"])
+async def test_cache_clear_all_clears_the_rest_cache_too(warm: Proxy, name: str) -> None:
+    done = await webproxy("cache", "clear", name, "--admin-url", admin_url(warm))
+    assert (done.code, done.err) == (0, "")
+    assert json.loads(done.out)["cleared"]["cache"] == name
+    assert await missed(warm) == set(WARM)
+
+
+async def test_cache_stats_prints_a_line_for_each_cache_and_resource(warm: Proxy) -> None:
+    done = await webproxy("cache", "stats", "--admin-url", admin_url(warm))
+    assert (done.code, done.err) == (0, "")
+    lines = {line.partition(":")[0]: line for line in done.out.splitlines()}
+    assert {"store", "all", "rest", "desktop", "shindig", "authmode"} <= lines.keys()
+    assert f"entries={len(WARM)} " in lines["rest"]
+    assert "entries=0 " in lines["desktop"]
+    assert "rest TeamResource" in lines

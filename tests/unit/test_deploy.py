@@ -48,7 +48,7 @@ METRIC_NAME: Final = re.compile(r"\bwebproxy_[a-z_]+")
 #: The sample names a family of each type exposes once it has a series (exposition format).
 SAMPLE_SUFFIXES: Final = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count")}
 REASON_CODES: Final = "/finesse/api/TeamResource/5000/ReasonCodes?category=ALL"
-HIT: Final = {"resource": "TeamResource", "result": "hit"}
+HIT: Final = {"cache": "rest", "resource": "TeamResource", "result": "hit"}
 LOCAL_URL: Final = re.compile(r"http://127\.0\.0\.1:(\d+)(/[\w/]*)")
 ALERT_NAMES: Final = (
     "WebproxyCacheHitRatioLow",

@@ -7,10 +7,12 @@ import pytest
 from webproxy.cache.rules import (
     DEFAULT_MEDIA_DOMAIN_PATH,
     TEAM_SLOTS,
+    CacheName,
     Purge,
     Resource,
     Scope,
     match_cached,
+    purges_for_cache,
     purges_for_write,
 )
 
@@ -19,6 +21,7 @@ CHAT = Scope(Resource.CHAT_CONFIG)
 ECC = Scope(Resource.ECC_VARIABLE_CONFIG)
 MEDIA_DOMAIN = Scope(Resource.MEDIA_DOMAIN)
 TEAMS = Purge.all_teams()
+REST_CLEAR = purges_for_cache(CacheName.REST)
 
 
 def team(team_id: str) -> Scope:
@@ -178,7 +181,7 @@ def test_match_cached_uses_the_configured_media_domain_path(
             200,
             (Purge.resource(Resource.CHAT_CONFIG),),
         ),
-        ("PUT", "/x/..%2Ffinesse/api/ChatConfig", 200, (Purge.everything(),)),
+        ("PUT", "/x/..%2Ffinesse/api/ChatConfig", 200, REST_CLEAR),
         (
             "PUT",
             "/finesse/api/ChatConfig;jsessionid=1",
@@ -299,9 +302,9 @@ def test_purge_team_refuses_ids_no_entry_can_have(team_id: str) -> None:
         ("/finesse/api/Team/%2B1/ReasonCodes", (Purge.team("1"),)),
         ("/finesse/api/Team/5000;x=1/ReasonCodes;y", (Purge.team("5000"),)),
         ("/Finesse;jsessionid=1/API/ReasonCode", (TEAMS,)),
-        ("/%2566inesse/api/ReasonCode", (Purge.everything(),)),
-        ("/finesse/api/Team/5000%2FReasonCodes", (Purge.everything(),)),
-        ("/finesse/api/Team/5000%5CReasonCodes", (Purge.everything(),)),
+        ("/%2566inesse/api/ReasonCode", REST_CLEAR),
+        ("/finesse/api/Team/5000%2FReasonCodes", REST_CLEAR),
+        ("/finesse/api/Team/5000%5CReasonCodes", REST_CLEAR),
         ("/finesse/api/Team/abc/ReasonCodes", (TEAMS,)),
         ("/desktop/%41", ()),
         ("/desktop//login", ()),
@@ -350,3 +353,14 @@ def test_consecutive_numeric_team_ids_never_share_a_counter() -> None:
     counters = {Purge.team(str(team)).counter for team in range(5000, 5000 + TEAM_SLOTS)}
     assert len(counters) == TEAM_SLOTS
     assert Purge.team("05000").counter == Purge.team("5000").counter == team("5000").counters[2]
+
+
+def test_clearing_the_rest_cache_reaches_every_rest_scope_and_no_http_cache() -> None:
+    rest = {purge.counter for purge in REST_CLEAR}
+    for scope in (CHAT, ECC, MEDIA_DOMAIN, team("1"), team("5000")):
+        assert rest & set(scope.counters), scope
+    for resource in (Resource.DESKTOP, Resource.SHINDIG, Resource.USER_AUTH_MODE):
+        scope = Scope(resource)
+        assert not rest & set(scope.counters), scope
+        assert {purge.counter for purge in purges_for_cache(resource.cache)} < set(scope.counters)
+        assert Purge.everything().counter in scope.counters

@@ -27,6 +27,8 @@ class Lookup(StrEnum):
     STALE = "stale"
     UNCACHEABLE = "uncacheable"
     UNAUTHORIZED = "unauthorized"
+    REVALIDATED = "revalidated"
+    """An expired entry Finesse confirmed with a 304 (the HTTP caches)."""
 
 
 class Freshness(StrEnum):
@@ -234,6 +236,7 @@ def cache_status(
         MISS          webproxy; fwd=miss; fwd-status=200; stored
         BYPASS        webproxy; fwd=bypass; fwd-status=200; stored   (bypassServerCache=true)
         STALE         webproxy; fwd=stale; fwd-status=503; ttl=-20; detail=stale-if-error
+        REVALIDATED   webproxy; fwd=stale; fwd-status=304; stored; ttl=3600
         UNCACHEABLE   webproxy; fwd=uri-miss; detail=uncacheable
         UNAUTHORIZED  webproxy; fwd=uri-miss; detail=unauthorized
 
@@ -265,6 +268,7 @@ _FORWARD: Final = {
     Lookup.MISS: "miss",
     Lookup.BYPASS: "bypass",
     Lookup.STALE: "stale",
+    Lookup.REVALIDATED: "stale",
     Lookup.UNCACHEABLE: "uri-miss",
     Lookup.UNAUTHORIZED: "uri-miss",
 }

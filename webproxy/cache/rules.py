@@ -51,13 +51,46 @@ def team_counter(team: str) -> str:
     return f"team:{int(team) % TEAM_SLOTS}"
 
 
+class CacheName(StrEnum):
+    """Finesse's caches, by the names its CLI clears them (`utils webproxy cache clear`)."""
+
+    REST = "rest"
+    DESKTOP = "desktop"
+    SHINDIG = "shindig"
+    AUTHMODE = "authmode"
+
+
 class Resource(StrEnum):
-    """The cached Finesse resources; the values are the contract's names and config keys."""
+    """What entries belong to; the values are metric labels, and for the REST cache the
+    contract's resource names and `cache.ttl` keys."""
 
     CHAT_CONFIG = "ChatConfig"
     ECC_VARIABLE_CONFIG = "ECCVariableConfig"
     MEDIA_DOMAIN = "MediaDomain"
     TEAM_RESOURCE = "TeamResource"
+    DESKTOP = "desktop"
+    SHINDIG = "shindig"
+    USER_AUTH_MODE = "UserAuthMode"
+
+    @property
+    def cache(self) -> CacheName:
+        return _CACHE_OF.get(self, CacheName.REST)
+
+
+_CACHE_OF: Final = {
+    Resource.DESKTOP: CacheName.DESKTOP,
+    Resource.SHINDIG: CacheName.SHINDIG,
+    Resource.USER_AUTH_MODE: CacheName.AUTHMODE,
+}
+REST_RESOURCES: Final = tuple(resource for resource in Resource if resource not in _CACHE_OF)
+"""The REST cache's resources (SPEC 4): those the admin API's `resource=` names."""
+HTTP_RESOURCES: Final = {cache: resource for resource, cache in _CACHE_OF.items()}
+"""The one resource of each HTTP cache (`webproxy.cache.http`)."""
+
+
+def cache_counter(cache: CacheName) -> str:
+    """The generation counter of one HTTP cache; REST's is `ALL_COUNTER`."""
+    return f"cache:{cache}"
 
 
 class PurgeReason(StrEnum):
@@ -70,7 +103,8 @@ class PurgeReason(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Scope:
-    """What an entry belongs to: a global resource, or one team's TeamResource."""
+    """What an entry belongs to: a global resource, one team's TeamResource, or one of
+    the HTTP caches."""
 
     resource: Resource
     team: str | None = None
@@ -82,8 +116,10 @@ class Scope:
             raise ValueError(f"a team is required for TeamResource and only for it: {self!r}")
         if self.team is not None and canonical_team(self.team) != self.team:
             raise ValueError(f"a Scope's team id must be canonical, got {self.team!r}")
-        if self.team is None:
-            counters: tuple[str, ...] = (ALL_COUNTER, f"resource:{self.resource}")
+        if self.resource.cache is not CacheName.REST:
+            counters: tuple[str, ...] = (ALL_COUNTER, cache_counter(self.resource.cache))
+        elif self.team is None:
+            counters = (ALL_COUNTER, f"resource:{self.resource}")
         else:
             counters = (ALL_COUNTER, TEAMS_COUNTER, team_counter(self.team))
         object.__setattr__(self, "counters", counters)
@@ -102,6 +138,7 @@ class Purge:
 
     @classmethod
     def everything(cls) -> Purge:
+        """Every entry of every cache (`clear all`): the store's own `all` counter."""
         return cls(ALL_COUNTER)
 
     @classmethod
@@ -117,10 +154,20 @@ class Purge:
 
     @classmethod
     def resource(cls, resource: Resource) -> Purge:
-        """Purge one resource; TeamResource means every team."""
+        """Purge one resource; TeamResource means every team, an HTTP cache's its cache."""
         if resource is Resource.TEAM_RESOURCE:
             return cls.all_teams()
+        if resource.cache is not CacheName.REST:
+            return cls(cache_counter(resource.cache))
         return cls(f"resource:{resource}")
+
+
+def purges_for_cache(cache: CacheName) -> tuple[Purge, ...]:
+    """What clearing one cache bumps: the REST cache's four resource counters (its every
+    entry, leaving the HTTP caches alone), or an HTTP cache's own counter."""
+    if cache is CacheName.REST:
+        return tuple(Purge.resource(resource) for resource in REST_RESOURCES)
+    return (Purge(cache_counter(cache)),)
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,7 +339,8 @@ def purges_for_write(
     Finesse reads it (`read_path`: ``;params`` dropped, ``%XX`` decoded, ``//`` merged, dot
     segments resolved, team ids as ints); one the model can't read with certainty purges
     everything if, decoded and normalised the ways a router might, it could reach
-    ``/finesse/api``: we can't tell which table row it would be.
+    ``/finesse/api``: we can't tell which table row it would be (every REST entry, not
+    the HTTP caches: no write reaches them).
     """
     if method.upper() not in WRITE_METHODS:
         return ()
@@ -300,7 +348,7 @@ def purges_for_write(
         return ()
     canonical = read_path(path)
     if canonical is None:
-        return (Purge.everything(),) if _may_reach_api(path) else ()
+        return purges_for_cache(CacheName.REST) if _may_reach_api(path) else ()
     purges = (trigger.purge_for(canonical) for trigger in write_triggers(media_domain_path))
     return tuple(dict.fromkeys(purge for purge in purges if purge is not None))
 
