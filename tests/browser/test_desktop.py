@@ -1,6 +1,8 @@
 """The simulated desktop in headless Chromium, through the proxy (memory store) in front of
-the simulator: an agent signs in, and the second and third loads (fresh profiles; the
-third with `?nocache`) ask Finesse again for none of the REST reads the proxy caches.
+the simulator: an agent signs in; the second load (a fresh profile, so the browser's own
+cache plays no part) asks Finesse for nothing but the agent's own User, every file, gadget
+and configuration read coming from the proxy's caches; the third, `?nocache` on the
+desktop URL, asks Finesse for the container page again.
 
 `pytest -s tests/browser` prints what each load asked Finesse.
 """
@@ -62,7 +64,7 @@ def url(proxy: Proxy, target: str = CONTAINER) -> str:
     return str(proxy.client.make_url(target))
 
 
-async def test_an_agent_signs_in_and_later_loads_reach_finesse_for_no_cached_rest_read(
+async def test_an_agent_signs_in_and_a_second_load_is_served_from_the_caches(
     sim: Sim, proxy: Proxy
 ) -> None:
     user = await from_finesse(sim, f"/finesse/api/User/{AGENT}")
@@ -98,6 +100,10 @@ async def test_an_agent_signs_in_and_later_loads_reach_finesse_for_no_cached_res
     assert second.cached_rest() == {}, "the REST cache answered the second load"
     assert third.cached_rest() == {}, "nocache=<ms> is not in the REST cache's key"
     assert third.counts[f"GET {CONTAINER}"] == 1, "?nocache fetches the page from Finesse"
+    assert first.desktop_files().keys() >= {"GET /gadgets/ifr", "GET /gadgets/concat"}
+    assert second.desktop_files() == {}, "the desktop and shindig caches answered"
+    assert second.counts == {f"GET /finesse/api/User/{AGENT}": 1}, "the authmode cache too"
+    assert third.desktop_files() == {f"GET {CONTAINER}": 1}, "?nocache refreshes the page only"
 
 
 def assert_cold(first: Load) -> None:
