@@ -301,6 +301,7 @@ def _print_demo(proxy: Address, admin: Address, sim_address: Address) -> None:
   proxy      http://{_local(proxy)}   (in front of the simulator, memory store)
   admin      http://{_local(admin)}   (/healthz /readyz)
   simulator  http://{_local(sim_address)}   (a Cisco Finesse look-alike)
+  desktop    http://{_local(proxy)}/desktop/container/   (in a browser, through the proxy)
   sign in as agent {user} (team {DEMO_TEAM}), password {password!r};
     agents 10001-10003 / 11001-11003 / ..., supervisors 10000 / 11000 / ...,
     administrator 'admin'; every password is {password!r}
