@@ -429,3 +429,78 @@ async def test_a_disabled_cache_forwards_everything(
         response = await proxy.client.get(SCRIPT, headers=CIMultiDict(COOKIE))
         assert "Cache-Status" not in response.headers
     assert served.count(SCRIPT) == 2
+
+
+#: One path of each HTTP cache, with the query a client sends.
+EACH_CACHE = {
+    "desktop": SCRIPT,
+    "shindig": "/gadgets/js/core:rpc.js?v=abc&c=1",
+    "authmode": f"{AUTH_MODE}?username=alice",
+}
+
+
+@pytest.mark.parametrize("target", EACH_CACHE.values(), ids=list(EACH_CACHE))
+async def test_each_cache_misses_hits_answers_validators_and_keeps_variants_apart(
+    rig: Rig, target: str
+) -> None:
+    path = target.partition("?")[0]
+    text = b"the same file, " * 40
+    rig.origin.files[path] = File(text, {"ETag": '"v1"', "Cache-Control": "max-age=300"}, gzip=True)
+    statuses = []
+    for encoding in ("gzip", "identity", "gzip", "identity"):
+        status, headers, body = await rig.get(target, **{"Accept-Encoding": encoding})
+        assert status == 200
+        assert (gzip.decompress(body) if encoding == "gzip" else body) == text
+        statuses.append(status_of(headers).partition(";")[2].strip().partition(";")[0])
+    assert statuses == ["fwd=miss", "fwd=miss", "hit", "hit"]
+    status, headers, body = await rig.get(
+        target, **{"Accept-Encoding": "gzip", "If-None-Match": '"v1-gz"'}
+    )
+    assert (status, body) == (304, b"")
+    assert status_of(headers).startswith("webproxy; hit") and headers["ETag"] == '"v1-gz"'
+    assert rig.origin.count(path) == 2
+
+
+@pytest.mark.parametrize("target", EACH_CACHE.values(), ids=list(EACH_CACHE))
+async def test_each_cache_never_serves_what_needs_a_credential_to_another(
+    rig: Rig, target: str
+) -> None:
+    path = target.partition("?")[0]
+    rig.origin.files[path] = File(b"only with a credential", needs_credential=True)
+    headers = dict(COOKIE) if "/gadgets/" in path else {**AGENT, **COOKIE}
+    if "/gadgets/" not in path:
+        status, answer, body = await rig.get(target, **headers)
+        assert (status, body) == (200, b"only with a credential")
+        assert "not-shared" in status_of(answer)
+    for _ in range(2):
+        status, answer, body = await rig.get(target)
+        assert (status, body) == (401, b"sign in first")
+        assert "Cache-Status" in answer
+
+
+@pytest.mark.parametrize(
+    ("target", "refreshing", "ignored"),
+    [
+        (SCRIPT, ("nocache", "bypassServerCache=true"), ("nocache=0",)),
+        (EACH_CACHE["shindig"], ("nocache=1", "bypassServerCache=true"), ("nocache=0",)),
+        (EACH_CACHE["authmode"], ("bypassServerCache=true",), ("nocache=1", "nocache")),
+    ],
+    ids=list(EACH_CACHE),
+)
+async def test_each_caches_bypass_rules(
+    rig: Rig, target: str, refreshing: tuple[str, ...], ignored: tuple[str, ...]
+) -> None:
+    path = target.partition("?")[0]
+    rig.origin.files[path] = File(b"one", {"Cache-Control": "max-age=300"})
+    await rig.get(target)
+    joiner = "&" if "?" in target else "?"
+    for parameter in ignored:
+        _, headers, body = await rig.get(f"{target}{joiner}{parameter}")
+        assert (status_of(headers).startswith("webproxy; hit"), body) == (True, b"one")
+    for number, parameter in enumerate(refreshing):
+        fresh = f"refreshed {number}".encode()
+        rig.origin.files[path] = File(fresh, {"Cache-Control": "max-age=300"})
+        _, headers, body = await rig.get(f"{target}{joiner}{parameter}")
+        assert body == fresh and status_of(headers).startswith("webproxy; fwd=bypass")
+        _, headers, body = await rig.get(target)
+        assert body == fresh and status_of(headers).startswith("webproxy; hit")
