@@ -56,7 +56,9 @@ from webproxy.http_cached import (
     SCOPES,
     Filled,
     HttpStores,
+    Passes,
     http_flights_key,
+    http_passes_key,
     http_settings,
     http_stores_key,
 )
@@ -183,6 +185,7 @@ def make_proxy_app(
     app[flights_key] = Flights[Outcome]()
     app[fills_key] = Fills()
     app[http_flights_key] = Flights[Filled]()
+    app[http_passes_key] = Passes()
     app[shares_key] = Shares(
         settings.server.max_upstream_per_client, wait=settings.upstream.connect_timeout
     )

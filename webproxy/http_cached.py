@@ -2,8 +2,9 @@
 
 Reads top to bottom as `cached.py` does: the key, the store, then one function per
 outcome; the decisions are `webproxy.cache.http`'s. Every fill is a request with no
-credential (`http.FILL_FIELDS`, the `Accept-Encoding` of the key, and an expired entry's
-validators), so what is stored is what Finesse gives anyone and may be served to anyone.
+credential (what `http.fill_fields` keeps, the `Accept-Encoding` of the key, and an
+expired entry's validators), so what is stored is what Finesse gives anyone and may be
+served to anyone.
 A caller that holds a credential (`Authorization`, `Cookie`) and whose anonymous answer
 could not be shared has its own request forwarded as it sent it (`Pass`), as does
 anything the cache does not cover with certainty.
@@ -17,11 +18,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final, assert_never
 
 from aiohttp import web
+from cachetools import TTLCache
 from multidict import CIMultiDict
 
 from webproxy.answers import answer_fetched, upstream_failure
@@ -36,8 +38,9 @@ from webproxy.appkeys import (
 )
 from webproxy.cache.entry import CachedResponse
 from webproxy.cache.http import (
-    FILL_FIELDS,
+    WITHDRAWN,
     decide_http_storage,
+    fill_fields,
     holds_credential,
     http_key,
     may_serve_stale,
@@ -102,10 +105,33 @@ class Filled:
     stored: bool
     revalidated: bool  # a 304 refreshed an expired entry
     seconds: float
+    collapsed: bool = False  # another request's fill, joined
+
+
+PASS_MEMORY_SECONDS: Final = 60.0
+PASS_MEMORY_KEYS: Final = 4096
+
+
+class Passes:
+    """Keys whose last fill could not be shared with the caller who asked (too large, or
+    an answer for a credential), remembered a minute per process, so later callers are
+    forwarded at once instead of costing Finesse a fill and then their own request (what
+    Varnish calls hit-for-pass). A remembered key only ever means "forward": never a
+    wrong answer, at worst a minute of misses after Finesse begins to share it."""
+
+    def __init__(self) -> None:
+        self._keys: TTLCache[str, str] = TTLCache(PASS_MEMORY_KEYS, PASS_MEMORY_SECONDS)
+
+    def remember(self, key: str, detail: str) -> None:
+        self._keys[key] = detail
+
+    def get(self, key: str) -> str | None:
+        return self._keys.get(key)
 
 
 http_stores_key = web.AppKey("http_stores", HttpStores)
 http_flights_key = web.AppKey("http_flights", Flights[Filled])
+http_passes_key = web.AppKey("http_passes", Passes)
 
 
 def http_settings(settings: Settings, cache: CacheName) -> HttpCacheSettings:
@@ -131,11 +157,14 @@ async def serve_http_cached(
     settings = app[settings_key].current
     scope = SCOPES[cache]
     encoding = normal_encoding(request.headers.get("Accept-Encoding"))
-    key = http_key(cache, path, query, encoding)
+    key = http_key(cache, path, query, encoding, request.headers)
     if key is None or len(key) > settings.cache.max_key_bytes:
         return _pass(request, scope, Lookup.UNCACHEABLE, "key-too-long" if key else None)
-    if passes(cache, query, request.headers):
+    if passes(cache, request.raw_path.partition("?")[0], query, request.headers):
         return _pass(request, scope, Lookup.UNCACHEABLE, "not-shared")
+    remembered = app[http_passes_key].get(key)
+    if remembered is not None:
+        return _pass(request, scope, Lookup.UNCACHEABLE, remembered)
     store = app[http_stores_key][cache]
     try:
         found = await store.get(key, scope.counters)
@@ -151,7 +180,7 @@ async def serve_http_cached(
     if entry is not None and not refresh and freshness(entry, now, 0.0) is Freshness.FRESH:
         note_lookup(request, scope, Lookup.HIT)
         return answer_entry(request, entry, now, hit_status(remaining_ttl(entry, now)))
-    headers = upstream_headers(request, keep=FILL_FIELDS)
+    headers = upstream_headers(request, keep=fill_fields(cache))
     if encoding:
         headers["Accept-Encoding"] = encoding
     fill = Fill(
@@ -163,7 +192,6 @@ async def serve_http_cached(
         target=request.raw_path,
         headers=headers,
         expired=None if refresh else entry,
-        vary_source=CIMultiDict(request.headers),
     )
     lookup = Lookup.BYPASS if refresh else Lookup.MISS
     try:
@@ -174,19 +202,25 @@ async def serve_http_cached(
     fetched = filled.fetched
     if fetched is not None and fetched.status >= 500:
         return await _failed(request, fill, None, fetched)
-    if filled.entry is not None:
+    if filled.entry is not None and vary_matches(filled.entry.vary, request.headers):
         lookup = Lookup.REVALIDATED if filled.revalidated else lookup
         note_lookup(request, scope, lookup)
         value = cache_status(
             lookup,
             fwd_status=304 if filled.revalidated else filled.entry.status,
-            stored=filled.stored,
+            stored=filled.stored and not filled.collapsed,
             ttl=remaining_ttl(filled.entry, now) if filled.revalidated else None,
+            detail="collapsed" if filled.collapsed else None,
         )
         return answer_entry(request, filled.entry, app[clock_key](), value)
+    if filled.entry is not None:  # it varies on a field this caller sends and the fill didn't
+        return _pass(request, scope, lookup, "not-shared")
     if fetched is None:
+        if not filled.revalidated:
+            app[http_passes_key].remember(key, "too-large")
         return _pass(request, scope, lookup, "not-shared" if filled.revalidated else "too-large")
     if holds_credential(request.headers):
+        app[http_passes_key].remember(key, "not-shared")
         return _pass(request, scope, lookup, "not-shared")
     note_lookup(request, scope, lookup)
     return answer_fetched(fetched, cache_status(lookup, fwd_status=fetched.status))
@@ -205,7 +239,7 @@ async def _fill(request: web.Request, fill: Fill, *, shared: bool) -> Filled:
         if joined is not None and joined.entry is not None:
             if vary_matches(joined.entry.vary, request.headers):
                 app[metrics_key].coalesced.inc()
-                return dataclasses.replace(joined, seconds=0.0)
+                return dataclasses.replace(joined, seconds=0.0, collapsed=True)
         elif joined is None:
             remote = request.remote
 
@@ -284,7 +318,6 @@ class Fill:
     target: str
     headers: CIMultiDict[str] = field(repr=False)
     expired: CachedResponse | None  # revalidated with its validators, when it has any
-    vary_source: CIMultiDict[str] = field(repr=False)
 
     async def __call__(self) -> Filled:
         app = self.app
@@ -311,24 +344,31 @@ class Fill:
         return await self._store(fetched, seconds)
 
     async def _revalidated(self, fetched: Fetched, seconds: float) -> Filled:
-        """A 304: the entry with its headers updated, fresh again, stored again."""
+        """A 304: the entry with its headers updated, fresh again, stored again; or, when
+        the 304 took back what made it shareable, withdrawn (`http.WITHDRAWN`)."""
         assert self.expired is not None
         now = self.app[clock_key]()
-        headers = refreshed_headers(self.expired.headers, _kept(fetched.headers))
-        decision = decide_http_storage(200, headers, default_ttl=self._ttl, now=now)
-        if not decision.store:  # the 304 took back what made it shareable: ask again
+        updated = refreshed_headers(self.expired.headers, fetched.headers.items())
+        decision = decide_http_storage(200, updated, default_ttl=self._ttl, now=now)
+        if not decision.store:
+            withdrawn = dataclasses.replace(
+                self.expired, headers=WITHDRAWN, body=b"", stored_at=now, ttl=0.0, vary=()
+            )
+            await self._put(withdrawn)
             return Filled(None, None, False, True, seconds)
         entry = dataclasses.replace(
-            self.expired, headers=headers, stored_at=now - decision.age, ttl=decision.ttl
+            self.expired, headers=_kept(updated), stored_at=now - decision.age, ttl=decision.ttl
         )
         return Filled(fetched, entry, await self._put(entry), True, seconds)
 
     async def _store(self, fetched: Fetched, seconds: float) -> Filled:
         now = self.app[clock_key]()
-        headers = _kept(fetched.headers)
-        decision = decide_http_storage(fetched.status, headers, default_ttl=self._ttl, now=now)
+        decision = decide_http_storage(
+            fetched.status, fetched.headers.items(), default_ttl=self._ttl, now=now
+        )
         if not decision.store:
             return Filled(fetched, None, False, False, seconds)
+        headers = _kept(fetched.headers.items())
         entry = CachedResponse(
             status=fetched.status,
             headers=headers,
@@ -336,7 +376,7 @@ class Fill:
             stored_at=now - decision.age,
             ttl=decision.ttl,
             scope=self.scope,
-            vary=select_headers(self.vary_source, decision.vary),
+            vary=select_headers(self.headers, decision.vary),  # the values the fill sent
         )
         return Filled(fetched, entry, await self._put(entry), False, seconds)
 
@@ -363,5 +403,5 @@ class Fill:
             return False
 
 
-def _kept(headers: CIMultiDict[str]) -> tuple[tuple[str, str], ...]:
-    return tuple((name, value) for name, value in headers.items() if name.lower() not in NOT_STORED)
+def _kept(headers: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    return tuple((name, value) for name, value in headers if name.lower() not in NOT_STORED)

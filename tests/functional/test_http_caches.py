@@ -154,6 +154,11 @@ async def test_an_answer_that_needs_a_credential_is_never_shared(rig: Rig) -> No
     status, headers, body = await rig.get(SCRIPT)  # a stranger: Finesse decides
     assert (status, body) == (401, b"sign in first")
     assert "for the signed-in" not in body.decode()
+    seen = len(rig.origin.seen)
+    status, headers, body = await rig.get(SCRIPT, **AGENT)  # remembered: forwarded at once
+    assert (status, body) == (200, b"for the signed-in")
+    assert status_of(headers) == "webproxy; fwd=uri-miss; detail=not-shared"
+    assert len(rig.origin.seen) == seen + 1
 
 
 @pytest.mark.parametrize(

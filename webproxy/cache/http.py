@@ -15,11 +15,17 @@ reveals nothing Finesse would not tell a stranger. What they cover (`http_cache_
   so per user name.
 
 The key is the cache's name, the path as Finesse reads it, the query without `nocache`
-and `bypassServerCache` (sorted by name, as the REST cache's), and the request's
-`Accept-Encoding` normalised to `gzip` or nothing, which is also what the fill sends:
+and `bypassServerCache` (sorted by name, as the REST cache's), the request's
+`Accept-Encoding` normalised to `gzip` or nothing, and on authmode its `Accept` (Finesse's
+REST layer answers JSON or XML by it): exactly what the fill sends besides the target
+(`fill_fields`), so nothing a client sends reaches Finesse without reaching the key.
 Finesse's gzip and identity variants never meet, and browsers' many spellings of
-`Accept-Encoding` share one entry. Other headers an answer names in `Vary` are matched
-as the REST cache matches them; `Vary: *`, `Cookie` or `Authorization` is not stored.
+`Accept-Encoding` share one entry. An answer that names other headers in `Vary` is kept
+with the values the fill sent (none), and served only to callers that send none either;
+`Vary: *`, `Cookie` or `Authorization` is not stored.
+
+A target with a path parameter (`;jsessionid=...`: Tomcat's session in the URL) holds a
+credential as surely as a `Cookie` does, so it is passed through.
 
 A request's own `Cache-Control` (a browser's reload) is ignored, as nginx and Varnish do
 by default: on these paths the refresh controls are Finesse's, `nocache` (desktop and
@@ -34,6 +40,7 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from enum import StrEnum
 from typing import Final
+from urllib.parse import unquote_plus
 
 from webproxy.cache.keys import canonical_query, wants_bypass
 from webproxy.cache.policy import parse_cache_control
@@ -54,9 +61,13 @@ _SHINDIG_PATHS: Final = frozenset({"/gadgets/ifr", "/gadgets/concat"})
 _SHINDIG_PREFIX: Final = "/gadgets/js/"
 AUTH_MODE_PATH: Final = "/finesse/api/UserAuthMode"
 
-#: Request fields a fill sends upstream (besides the normalised Accept-Encoding and the
-#: validators of a revalidation): none that could authenticate it.
-FILL_FIELDS: Final = frozenset({"accept", "accept-language"})
+#: Request fields a fill sends upstream as the client sent them, per cache (besides the
+#: normalised Accept-Encoding and a revalidation's validators); each is in the key.
+_FILL_FIELDS: Final = {
+    CacheName.DESKTOP: frozenset[str](),
+    CacheName.SHINDIG: frozenset[str](),
+    CacheName.AUTHMODE: frozenset({"accept"}),
+}
 #: Request fields that mean the caller holds a credential.
 CREDENTIAL_FIELDS: Final = ("Authorization", "Cookie")
 #: Response fields a 304 carries from the entry (RFC 9110 15.4.5).
@@ -85,10 +96,15 @@ def http_cache_for(path: str) -> CacheName | None:
     return None
 
 
-def passes(cache: CacheName, query: str, headers: Mapping[str, str]) -> bool:
-    """Forwarded as sent and never shared: a range request, and on shindig anything with
-    a security token (`st=`) or an `Authorization` (the rendering is the viewer's)."""
-    if "Range" in headers:
+def fill_fields(cache: CacheName) -> frozenset[str]:
+    return _FILL_FIELDS[cache]
+
+
+def passes(cache: CacheName, raw_path: str, query: str, headers: Mapping[str, str]) -> bool:
+    """Forwarded as sent and never shared: a range request, a path parameter (a session
+    in the URL), and on shindig anything with a security token (`st=`, its name decoded
+    as Shindig decodes it) or an `Authorization` (the rendering is the viewer's)."""
+    if "Range" in headers or ";" in raw_path:
         return True
     if cache is CacheName.SHINDIG:
         return "Authorization" in headers or _has_param(query, "st")
@@ -131,12 +147,26 @@ def normal_encoding(accept_encoding: str | None) -> str:
     return ""
 
 
-def http_key(cache: CacheName, path: str, query: str, encoding: str) -> str | None:
-    """`<cache> <path>?<query>\\n<encoding>`, or None when not printable ASCII (a target
-    like that is passed through, never keyed)."""
-    key = f"{cache} {path}?{canonical_query(query)}\n{encoding}"
-    body = key[: -len(encoding) - 1] if encoding else key[:-1]
-    return key if body.isascii() and body.isprintable() else None
+def http_key(
+    cache: CacheName, path: str, query: str, encoding: str, headers: Mapping[str, str]
+) -> str | None:
+    """The cache's name, path and query, then a line each for the encoding and every
+    `fill_fields` value (`-` when absent); None when any part is not printable ASCII or a
+    field comes twice (such a request is passed through, never keyed)."""
+    parts = [f"{cache} {path}?{canonical_query(query)}", encoding]
+    getall = getattr(headers, "getall", None)
+    for name in sorted(_FILL_FIELDS[cache]):
+        values: list[str] = getall(name, []) if getall is not None else _values(headers, name)
+        if len(values) > 1:
+            return None
+        parts.append(f"+{values[0]}" if values else "-")
+    if not all(part.isascii() and part.isprintable() for part in parts):
+        return None
+    return "\n".join(parts)
+
+
+def _values(headers: Mapping[str, str], name: str) -> list[str]:
+    return [value for key, value in headers.items() if key.lower() == name]
 
 
 class HttpStorageReason(StrEnum):
@@ -221,11 +251,21 @@ def _lifetime(
 
 def may_serve_stale(headers: Iterable[tuple[str, str]]) -> bool:
     """False when the answer forbids serving it stale (`must-revalidate`,
-    `proxy-revalidate`, `no-cache`, `s-maxage`: RFC 9111 5.2.2)."""
+    `proxy-revalidate`, `no-cache`, `s-maxage`: RFC 9111 5.2.2), or it was withdrawn
+    (`no-store`, `private`: see `WITHDRAWN`)."""
     directives = parse_cache_control(
         value for name, value in headers if name.lower() == "cache-control"
     )
-    return not {"must-revalidate", "proxy-revalidate", "no-cache", "s-maxage"} & directives.keys()
+    return not _NEVER_STALE & directives.keys()
+
+
+_NEVER_STALE: Final = frozenset(
+    {"must-revalidate", "proxy-revalidate", "no-cache", "s-maxage", "no-store", "private"}
+)
+WITHDRAWN: Final = (("Cache-Control", "no-store"),)
+"""The headers of an entry Finesse took back (a 304 that made it `private`, say): it
+stands under its key with no body and no validator, never fresh and never servable stale,
+until a fill replaces it."""
 
 
 def validators(headers: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
@@ -305,4 +345,5 @@ def _http_date(value: str) -> float | None:
 
 
 def _has_param(query: str, name: str) -> bool:
-    return any(pair.partition("=")[0] == name for pair in query.split("&"))
+    """Is `name` a parameter of `query`, its names decoded as a servlet decodes them?"""
+    return any(unquote_plus(pair.partition("=")[0]) == name for pair in query.split("&"))
