@@ -32,10 +32,12 @@ from webproxy.cache.access import may_receive
 from webproxy.cache.entry import CachedResponse
 from webproxy.cache.keys import build_key, select_headers, vary_matches, wants_bypass
 from webproxy.cache.policy import (
+    Decision,
     Freshness,
     Lookup,
     age,
     cache_status,
+    decide_lookup,
     decide_storage,
     freshness,
     hit_status,
@@ -89,30 +91,30 @@ async def serve_cached(
         app[metrics_key].store_errors.labels("get").inc()
         throttled.warning(log, "store unavailable, forwarding uncached: %s", exc)
         return await _fetch_alone(request, scope, key, None, Lookup.UNCACHEABLE, False)
-    entry = found.value if allowed and not bypass else None
-    if entry is not None and not vary_matches(entry.vary, request.headers):
-        entry = None
-    stale_ok = False  # expired, within the stale-if-error window: may answer if Finesse fails
-    if entry is not None:
-        now = app[clock_key]()
-        match freshness(entry, now, _window(request)):
-            case Freshness.FRESH:
-                note_lookup(request, scope, Lookup.HIT)
-                return answer_hit(entry, now)
-            case Freshness.STALE_USABLE:
-                stale_ok = True
-            case Freshness.EXPIRED:
-                pass
-    lookup = Lookup.BYPASS if bypass else Lookup.MISS if allowed else Lookup.UNAUTHORIZED
-    match lookup:
-        case Lookup.MISS:
+    entry, now = found.value, app[clock_key]()
+    decision = decide_lookup(
+        entry,
+        allowed=allowed,
+        bypass=bypass,
+        vary_ok=entry is None or vary_matches(entry.vary, request.headers),
+        now=now,
+        stale_if_error=_window(request),
+    )
+    match decision:
+        case Decision.HIT:
+            assert entry is not None
+            note_lookup(request, scope, Lookup.HIT)
+            return answer_hit(entry, now)
+        case Decision.MISS | Decision.MISS_STALE_OK:
+            stale_ok = decision is Decision.MISS_STALE_OK
             return await _fetch_shared(request, scope, key, found.generation, stale_ok)
-        case Lookup.BYPASS | Lookup.UNAUTHORIZED:
+        case Decision.BYPASS:
+            return await _fetch_alone(request, scope, key, found.generation, Lookup.BYPASS, False)
+        case Decision.UNAUTHORIZED:
+            lookup = Lookup.UNAUTHORIZED
             return await _fetch_alone(request, scope, key, found.generation, lookup, False)
-        case Lookup.HIT | Lookup.STALE | Lookup.UNCACHEABLE | Lookup.REVALIDATED:
-            raise AssertionError(lookup)
         case _:
-            assert_never(lookup)
+            assert_never(decision)
 
 
 def note_lookup(request: web.Request, scope: Scope, lookup: Lookup) -> None:

@@ -9,12 +9,14 @@ from multidict import CIMultiDict
 
 from webproxy.cache.entry import CachedResponse
 from webproxy.cache.policy import (
+    Decision,
     Freshness,
     Lookup,
     StorageDecision,
     StorageReason,
     age,
     cache_status,
+    decide_lookup,
     decide_storage,
     freshness,
     keep_time,
@@ -375,3 +377,43 @@ def test_keep_time_adds_the_window() -> None:
 )
 def test_cache_status(value: str, expected: str) -> None:
     assert value == expected
+
+
+@pytest.mark.parametrize(
+    ("stored", "allowed", "bypass", "vary_ok", "now", "expected"),
+    [
+        (True, True, False, True, 1000.0, Decision.HIT),
+        (True, True, False, True, 1299.9, Decision.HIT),
+        (True, True, False, True, 1300.0, Decision.MISS_STALE_OK),
+        (True, True, False, True, 1359.9, Decision.MISS_STALE_OK),
+        (True, True, False, True, 1360.0, Decision.MISS),
+        (True, True, False, False, 1000.0, Decision.MISS),
+        (False, True, False, True, 1000.0, Decision.MISS),
+        (True, False, False, True, 1000.0, Decision.UNAUTHORIZED),
+        (False, False, False, True, 1000.0, Decision.UNAUTHORIZED),
+        (True, True, True, True, 1000.0, Decision.BYPASS),
+        (True, False, True, True, 1000.0, Decision.BYPASS),
+    ],
+)
+def test_decide_lookup(
+    stored: bool, allowed: bool, bypass: bool, vary_ok: bool, now: float, expected: Decision
+) -> None:
+    found = entry() if stored else None
+    decision = decide_lookup(
+        found, allowed=allowed, bypass=bypass, vary_ok=vary_ok, now=now, stale_if_error=60.0
+    )
+    assert decision is expected
+
+
+def test_decide_lookup_agrees_with_freshness() -> None:
+    stored = entry()
+    for now in (999.0, 1000.0, 1150.5, 1299.999, 1300.0, 1330.0, 1360.0, 5000.0):
+        decision = decide_lookup(
+            stored, allowed=True, bypass=False, vary_ok=True, now=now, stale_if_error=60.0
+        )
+        expected = {
+            Freshness.FRESH: Decision.HIT,
+            Freshness.STALE_USABLE: Decision.MISS_STALE_OK,
+            Freshness.EXPIRED: Decision.MISS,
+        }[freshness(stored, now, 60.0)]
+        assert decision is expected, now

@@ -66,6 +66,52 @@ class StorageDecision:
     their values in ``CachedResponse.vary`` (``keys.select_headers``)."""
 
 
+class Decision(StrEnum):
+    """What a lookup of a cached resource comes to (`decide_lookup`)."""
+
+    HIT = "hit"
+    """Serve the entry."""
+    MISS = "miss"
+    """Fetch for everyone who may have it (one flight per key), and store the answer."""
+    MISS_STALE_OK = "miss-stale-ok"
+    """As MISS, but the expired entry may answer if Finesse fails (stale-if-error)."""
+    BYPASS = "bypass"
+    """`bypassServerCache=true`: fetch for this caller alone; store a success."""
+    UNAUTHORIZED = "unauthorized"
+    """Finesse has not accepted this credential for the entry's scope: forward alone."""
+
+
+def decide_lookup(
+    entry: CachedResponse | None,
+    *,
+    allowed: bool,
+    bypass: bool,
+    vary_ok: bool,
+    now: float,
+    stale_if_error: float,
+) -> Decision:
+    """The one decision a cached GET comes to, from what the store holds (`entry`), whether
+    the caller's credential may receive the entry's scope, `bypassServerCache`, whether
+    the request sends the values the entry varies on, the clock and the stale window.
+
+    Pure and allocation-free, so the fast lane (`webproxy.fastlane`) and the slow path
+    (`webproxy.cached`) decide alike. A caller Finesse has not approved never learns
+    whether an entry exists: UNAUTHORIZED (or BYPASS) whatever the store holds.
+    """
+    if bypass:
+        return Decision.BYPASS
+    if not allowed:
+        return Decision.UNAUTHORIZED
+    if entry is None or not vary_ok:
+        return Decision.MISS
+    elapsed = now - entry.stored_at
+    if elapsed < entry.ttl:
+        return Decision.HIT
+    if elapsed < entry.ttl + stale_if_error:
+        return Decision.MISS_STALE_OK
+    return Decision.MISS
+
+
 def age(entry: CachedResponse, now: float) -> int:
     """Whole seconds since the entry was stored, never negative (clocks of replicas differ)."""
     return max(0, math.floor(now - entry.stored_at))
