@@ -1,15 +1,17 @@
-"""The cache-hit path against a bare aiohttp server, in requests per server CPU-second.
+"""The cache-hit path against bare aiohttp and nginx, in requests per server CPU-second.
 
 The standard: "The cache-hit path is measured against a bare aiohttp server that returns
 the same bytes from memory, in the same run, as requests per server CPU-second; aim for at
 least 0.8x of it with the in-process store." Starts the simulator and one `webproxy serve`
 per store of `--stores` (memory; redis; redis with the local tier, on one redis-server),
 signs agent 10001 in and warms his team's ReasonCodes through each, then starts
-`bench.bare_server` with the memory proxy's hit answer (same body, same headers). Each
-server is pinned to one CPU and loaded by the same generator (wrk, else an aiohttp client)
-pinned to another, for a fixed time; its CPU time comes from /proc/<pid>/stat.
+`bench.bare_server` with the memory proxy's hit answer (same body, same headers) and, where
+nginx is installed, nginx with `proxy_cache` in front of the same simulator (one process,
+warmed once; `bench.processes.NGINX_CONFIG`). Each server is pinned to one CPU and loaded
+in turn by the same generator (wrk, else an aiohttp client) pinned to another, for a fixed
+time; its CPU time comes from /proc/<pid>/stat. `--repeat N` runs it all N times.
 
-    .venv/bin/python -m bench.hit_path [--duration 10] [--connections 50] [--stores ...] [--json]
+    .venv/bin/python -m bench.hit_path [--duration 10] [--repeat 1] [--stores ...] [--json]
 """
 
 from __future__ import annotations
@@ -17,23 +19,28 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import os
 import re
+import statistics
 import sys
 import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Final
 
 from bench.load import LoadFailed, LoadResult, pick_tool, run_load
 from bench.processes import (
+    Nginx,
     Processes,
     Proxy,
     RunStopped,
     StartFailed,
     cpu_seconds,
+    nginx_binary,
     run_limits,
+    start_nginx,
     start_proxy,
     start_redis,
     start_simulator,
@@ -58,6 +65,7 @@ LONG_LIVED: Final = {
     "WEBPROXY_CACHE_IDENTITY_TTL": "86400",
 }
 AIM: Final = 0.8
+NGINX_STATUS: Final = "X-Cache-Status"  # nginx's $upstream_cache_status (NGINX_CONFIG)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,8 +143,19 @@ def warm(proxy: Proxy) -> Answer:
     return hit
 
 
-def cache_statuses(url: str, count: int) -> list[str]:
-    return [str(http_get(url, HEADERS).header("Cache-Status")) for _ in range(count)]
+def cache_statuses(url: str, count: int, header: str = "Cache-Status") -> list[str]:
+    return [str(http_get(url, HEADERS).header(header)) for _ in range(count)]
+
+
+def warm_nginx(nginx: Nginx) -> tuple[list[str], Answer]:
+    """Fetch the URL through nginx once (stored), then once more: the X-Cache-Status of both,
+    and the second answer, which must be a hit."""
+    first = http_get(nginx.url + PATH + QUERY, HEADERS)
+    hit = http_get(nginx.url + PATH + QUERY, HEADERS)
+    statuses = [str(first.header(NGINX_STATUS)), str(hit.header(NGINX_STATUS))]
+    if hit.status != 200 or statuses[1] != "HIT":
+        raise StartFailed(f"nginx: no cache hit after warming: {hit.status} {statuses}")
+    return statuses, hit
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +173,7 @@ class ServerRun:
     """One load window on one server: what completed and the server's CPU time meanwhile."""
 
     server: str
+    round: int
     requests: int
     seconds: float
     requests_per_s: float
@@ -164,6 +184,26 @@ class ServerRun:
     p50_ms: float
     p99_ms: float
     redis_cpu_s: float | None  # redis-server's CPU time in the window, for a Redis store
+    ratio_to_bare: float = 0.0  # req/CPU-s against the bare server's window of this round
+    ratio_to_nginx: float | None = None  # ... and against nginx's, if it ran
+
+
+def ratio(mine: float, theirs: float) -> float:
+    return round(mine / theirs, 3) if theirs else 0.0
+
+
+def with_ratios(round_runs: Sequence[ServerRun]) -> list[ServerRun]:
+    """One round's windows, each with its ratios to that round's bare and nginx windows."""
+    rates = {r.server: r.requests_per_cpu_s for r in round_runs}
+    nginx = rates.get("nginx")
+    return [
+        replace(
+            r,
+            ratio_to_bare=ratio(r.requests_per_cpu_s, rates["bare"]),
+            ratio_to_nginx=ratio(r.requests_per_cpu_s, nginx) if nginx is not None else None,
+        )
+        for r in round_runs
+    ]
 
 
 def load_server(
@@ -172,6 +212,8 @@ def load_server(
     pid: int,
     args: argparse.Namespace,
     setup: Setup,
+    *,
+    round_: int,
     redis_pid: int | None = None,
 ) -> ServerRun:
     redis_before = cpu_seconds(redis_pid) if redis_pid is not None else 0.0
@@ -189,6 +231,7 @@ def load_server(
     redis_cpu = cpu_seconds(redis_pid) - redis_before if redis_pid is not None else None
     return ServerRun(
         server=name,
+        round=round_,
         requests=result.requests,
         seconds=round(result.seconds, 3),
         requests_per_s=round(result.requests / result.seconds, 1),
@@ -222,8 +265,34 @@ class ProxyFigures:
     server: str  # "webproxy" (memory store), "redis", "redis+local"
     requests_per_cpu_s: float
     ratio: float  # this proxy / bare, requests per server CPU-second
+    ratio_to_nginx: float | None  # this proxy / nginx, if nginx ran
     with_redis_per_cpu_s: float | None  # requests per CPU-second of proxy + redis-server
     check: HitCheck
+
+
+@dataclass(frozen=True, slots=True)
+class NginxCheck:
+    """Evidence that nginx answered the same body, from its cache, in every window."""
+
+    warm_up: list[str]  # X-Cache-Status of the storing fetch and the one after (a HIT)
+    before: list[str]  # X-Cache-Status of a few requests before the first window
+    after: list[str]  # ... and after the last
+    same_body: bool  # the same body bytes as the memory proxy's hit (and the bare server's)
+    headers: list[str]  # its end-to-end header names
+    upstream_requests: int  # requests the simulator saw during the windows (all servers')
+    bad_responses: int
+    all_hits: bool
+
+
+@dataclass(frozen=True, slots=True)
+class NginxFigures:
+    """nginx's totals over the rounds, against the bare server."""
+
+    version: str
+    requests_per_cpu_s: float
+    ratio: float  # nginx / bare
+    bare_to_nginx: float  # bare / nginx
+    check: NginxCheck
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,10 +312,15 @@ class HitReport:
     bare_requests_per_cpu_s: float
     proxies: list[ProxyFigures]
     aim: float
+    machine: str
+    nginx: NginxFigures | None
+    nginx_note: str | None  # why there is no nginx row (absent, --no-nginx, failed to start)
+    nginx_failed: bool  # installed but it did not start or did not cache: a failed check
 
     @property
     def all_hits(self) -> bool:
-        return all(p.check.all_hits for p in self.proxies)
+        nginx = self.nginx is None or self.nginx.check.all_hits
+        return all(p.check.all_hits for p in self.proxies) and nginx and not self.nginx_failed
 
 
 def per_cpu_second(runs: Sequence[ServerRun], server: str, *, with_redis: bool = False) -> float:
@@ -320,43 +394,132 @@ def start_proxies(
     return proxies, redis_pid
 
 
+@dataclass(frozen=True, slots=True)
+class NginxRow:
+    """nginx as started and warmed for a run, or why it is not there."""
+
+    nginx: Nginx | None
+    warm_up: list[str]
+    hit: Answer | None
+    note: str | None
+    failed: bool
+
+
+def start_nginx_row(args: argparse.Namespace, procs: Processes, setup: Setup, sim: str) -> NginxRow:
+    """nginx in front of the simulator, pinned with the servers and warmed; absent or
+    `--no-nginx` is a note, a start or warm-up that fails is a note and a failed check."""
+    if args.no_nginx:
+        return NginxRow(None, [], None, "no nginx row: --no-nginx", failed=False)
+    if nginx_binary() is None:
+        note = "no nginx row: nginx is not installed (apt-get install nginx)"
+        return NginxRow(None, [], None, note, failed=False)
+    try:
+        nginx = start_nginx(procs, sim, cpu=setup.server_cpu)
+        warm_up, hit = warm_nginx(nginx)
+    except StartFailed as exc:
+        return NginxRow(None, [], None, f"no nginx row, a FAILURE: {exc}", failed=True)
+    return NginxRow(nginx, warm_up, hit, None, failed=False)
+
+
+def load_round(
+    round_: int,
+    servers: Sequence[tuple[str, str, int, int | None]],
+    args: argparse.Namespace,
+    setup: Setup,
+) -> list[ServerRun]:
+    """One window per server (name, URL, pid, redis-server's pid), in turn, with ratios."""
+    return with_ratios(
+        [
+            load_server(name, url, pid, args, setup, round_=round_, redis_pid=redis)
+            for name, url, pid, redis in servers
+        ]
+    )
+
+
+def nginx_figures(
+    row: NginxRow,
+    samples: tuple[list[str], list[str]],
+    sim: tuple[Mapping[str, object], Mapping[str, object]],
+    runs: Sequence[ServerRun],
+    hit: Answer,
+) -> NginxFigures | None:
+    if row.nginx is None or row.hit is None:
+        return None
+    mine = [r for r in runs if r.server == "nginx"]
+    rate, bare = per_cpu_second(runs, "nginx"), per_cpu_second(runs, "bare")
+    upstream = counter(sim[1], "total") - counter(sim[0], "total")
+    bad = sum(r.not_2xx_3xx + r.socket_errors for r in mine)
+    same_body = row.hit.body == hit.body
+    sampled = all(s == "HIT" for s in [*row.warm_up[-1:], *samples[0], *samples[1]])
+    check = NginxCheck(
+        warm_up=row.warm_up,
+        before=samples[0],
+        after=samples[1],
+        same_body=same_body,
+        headers=list(row.hit.end_to_end()),
+        upstream_requests=upstream,
+        bad_responses=bad,
+        all_hits=sampled and same_body and upstream == 0 and bad == 0,
+    )
+    return NginxFigures(row.nginx.version, rate, ratio(rate, bare), ratio(bare, rate), check)
+
+
+def proxy_figures(
+    name: str,
+    runs: Sequence[ServerRun],
+    check: HitCheck,
+    nginx_rate: float | None,
+) -> ProxyFigures:
+    rate = per_cpu_second(runs, name)
+    return ProxyFigures(
+        server=name,
+        requests_per_cpu_s=rate,
+        ratio=ratio(rate, per_cpu_second(runs, "bare")),
+        ratio_to_nginx=ratio(rate, nginx_rate) if nginx_rate is not None else None,
+        with_redis_per_cpu_s=(
+            per_cpu_second(runs, name, with_redis=True) if name != "webproxy" else None
+        ),
+        check=check,
+    )
+
+
 def measure(args: argparse.Namespace, procs: Processes, setup: Setup) -> HitReport:
     sim = start_simulator(procs, latency_ms=0, cpu=setup.load_cpu)
     proxies, redis_pid = start_proxies(args, procs, setup, sim)
     hits = {name: warm(proxy) for name, proxy in proxies.items()}
     hit = next(iter(hits.values()))  # the memory proxy's, unless --stores leaves it out
     bare_pid, bare_url, same = start_bare(procs, setup, hit)
+    row = start_nginx_row(args, procs, setup, sim)
+    servers: list[tuple[str, str, int, int | None]] = [("bare", bare_url, bare_pid, None)]
+    servers += [
+        (n, p.url, p.pid, redis_pid if n != "webproxy" else None) for n, p in proxies.items()
+    ]
+    servers += [("nginx", row.nginx.url, row.nginx.pid, None)] if row.nginx else []
+    nginx_url = row.nginx.url + PATH + QUERY if row.nginx else None
     samples0 = {n: cache_statuses(p.url + PATH + QUERY, args.samples) for n, p in proxies.items()}
+    nginx0 = cache_statuses(nginx_url, args.samples, NGINX_STATUS) if nginx_url else []
     admin0 = {n: http_json(f"{p.admin_url}/admin/cache") for n, p in proxies.items()}
     sim0 = http_json(f"{sim}/sim/stats")
-    runs: list[ServerRun] = []
-    for _ in range(args.rounds):
-        runs.append(load_server("bare", bare_url, bare_pid, args, setup))
-        for name, proxy in proxies.items():
-            redis = redis_pid if name != "webproxy" else None
-            runs.append(load_server(name, proxy.url, proxy.pid, args, setup, redis))
+    runs = [run for r in range(1, args.rounds + 1) for run in load_round(r, servers, args, setup)]
     admin1 = {n: http_json(f"{p.admin_url}/admin/cache") for n, p in proxies.items()}
     sim1 = http_json(f"{sim}/sim/stats")
     samples1 = {n: cache_statuses(p.url + PATH + QUERY, args.samples) for n, p in proxies.items()}
-    bare_rate = per_cpu_second(runs, "bare")
-    figures = []
-    for name in proxies:
-        mine = [r for r in runs if r.server == name]
-        rate = per_cpu_second(runs, name)
-        check = hit_check(
-            (samples0[name], samples1[name]), (admin0[name], admin1[name]), (sim0, sim1), mine
+    nginx1 = cache_statuses(nginx_url, args.samples, NGINX_STATUS) if nginx_url else []
+    nginx = nginx_figures(row, (nginx0, nginx1), (sim0, sim1), runs, hit)
+    figures = [
+        proxy_figures(
+            name,
+            runs,
+            hit_check(
+                (samples0[name], samples1[name]),
+                (admin0[name], admin1[name]),
+                (sim0, sim1),
+                [r for r in runs if r.server == name],
+            ),
+            nginx.requests_per_cpu_s if nginx else None,
         )
-        figures.append(
-            ProxyFigures(
-                server=name,
-                requests_per_cpu_s=rate,
-                ratio=round(rate / bare_rate, 3) if bare_rate else 0.0,
-                with_redis_per_cpu_s=(
-                    per_cpu_second(runs, name, with_redis=True) if name != "webproxy" else None
-                ),
-                check=check,
-            )
-        )
+        for name in proxies
+    ]
     return HitReport(
         url=PATH + QUERY,
         body_bytes=len(hit.body),
@@ -368,10 +531,25 @@ def measure(args: argparse.Namespace, procs: Processes, setup: Setup) -> HitRepo
         bare_same_answer=same,
         headers=list(hit.end_to_end()),
         runs=runs,
-        bare_requests_per_cpu_s=bare_rate,
+        bare_requests_per_cpu_s=per_cpu_second(runs, "bare"),
         proxies=figures,
         aim=AIM,
+        machine=machine(),
+        nginx=nginx,
+        nginx_note=row.note,
+        nginx_failed=row.failed,
     )
+
+
+def machine() -> str:
+    """What `nproc` counts and the CPU model /proc/cpuinfo names, e.g. "2 CPUs, AMD EPYC"."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        lines = []
+    models = [line.partition(":")[2].strip() for line in lines if line.startswith("model name")]
+    return f"{cpus} CPUs, {models[0] if models else 'CPU model unknown'}"
 
 
 def pinning(setup: Setup) -> str:
@@ -382,38 +560,65 @@ def pinning(setup: Setup) -> str:
 
 def print_table(r: HitReport) -> None:
     rounds = f"{r.rounds} round{'s' if r.rounds > 1 else ''}"
+    servers = [p.server for p in r.proxies] + (["nginx"] if r.nginx else [])
     print(
         f"hit path: GET {r.url} ({r.body_bytes}-byte body), {r.tool}, {r.connections} "
         f"connections, {r.duration_s:g} s per window, {rounds} "
-        f"(bare, then {', '.join(p.server for p in r.proxies)})"
+        f"(bare, then {', '.join(servers)})"
     )
+    nginx = f"; {r.nginx.version} (one process, proxy_cache)" if r.nginx else ""
+    print(f"  machine       {r.machine}{nginx}")
     print(f"  pinning       {r.pinned}")
     same = "yes" if r.bare_same_answer else "NO"
     print(
         f"  bare server   same body and headers as the proxy's hit: {same} ({', '.join(r.headers)})"
     )
+    if r.nginx_note:
+        print(f"  nginx         {r.nginx_note}")
+    print_windows(r)
+    print_totals(r)
+    print_checks(r)
+
+
+def print_windows(r: HitReport) -> None:
     redis = any(run.redis_cpu_s is not None for run in r.runs)
     print(
-        "  server      requests    req/s   CPU s  req/CPU-s  p50 ms  p99 ms  bad"
+        "  server      requests    req/s   CPU s  req/CPU-s  x bare"
+        + ("  x nginx" if r.nginx else "")
+        + "  p50 ms  p99 ms  bad"
         + ("  redis CPU s" if redis else "")
     )
     for run in r.runs:
+        to_nginx = f" {run.ratio_to_nginx:>8}" if run.ratio_to_nginx is not None else ""
         redis_cpu = f"{run.redis_cpu_s:>13}" if run.redis_cpu_s is not None else ""
         print(
             f"  {run.server:<11} {run.requests:>8} {run.requests_per_s:>8} {run.cpu_s:>7} "
-            f"{run.requests_per_cpu_s:>10} {run.p50_ms:>7} {run.p99_ms:>7} "
-            f"{run.not_2xx_3xx + run.socket_errors:>4}{redis_cpu}"
+            f"{run.requests_per_cpu_s:>10} {run.ratio_to_bare:>7}{to_nginx} {run.p50_ms:>7} "
+            f"{run.p99_ms:>7} {run.not_2xx_3xx + run.socket_errors:>4}{redis_cpu}"
         )
+
+
+def print_totals(r: HitReport) -> None:
     rates = ", ".join(f"{p.server} {p.requests_per_cpu_s}" for p in r.proxies)
-    print(f"  per CPU-s     bare {r.bare_requests_per_cpu_s}, {rates}")
+    nginx = f", nginx {r.nginx.requests_per_cpu_s}" if r.nginx else ""
+    print(f"  per CPU-s     bare {r.bare_requests_per_cpu_s}, {rates}{nginx}")
     for p in r.proxies:
         aim = f" (aim: >= {r.aim})" if p.server == "webproxy" else ""
+        to_nginx = f"; / nginx = {p.ratio_to_nginx}" if p.ratio_to_nginx is not None else ""
         with_redis = (
             f"; {p.with_redis_per_cpu_s} per CPU-s of proxy + redis-server"
             if p.with_redis_per_cpu_s is not None
             else ""
         )
-        print(f"  ratio         {p.server} / bare = {p.ratio}{aim}{with_redis}")
+        print(f"  ratio         {p.server} / bare = {p.ratio}{aim}{to_nginx}{with_redis}")
+    if r.nginx:
+        print(
+            f"  ratio         nginx / bare = {r.nginx.ratio}; "
+            f"bare / nginx = {r.nginx.bare_to_nginx}"
+        )
+
+
+def print_checks(r: HitReport) -> None:
     for p in r.proxies:
         c = p.check
         hits_before = sum(s.startswith("webproxy; hit") for s in c.before)
@@ -424,6 +629,46 @@ def print_table(r: HitReport) -> None:
             f"{len(c.before)} before, {hits_after}/{len(c.after)} after (e.g. {c.after[:1]}); "
             f"/admin/cache +{c.hits} hits, +{c.other_lookups} other lookups; "
             f"Finesse saw {c.upstream_requests} requests; {c.bad_responses} bad responses"
+        )
+    if r.nginx:
+        n = r.nginx.check
+        label, width = ("all hits nginx:", 21) if len(r.proxies) > 1 else ("all hits nginx", 13)
+        print(
+            f"  {label:<{width}} {'yes' if n.all_hits else 'NO'}: X-Cache-Status "
+            f"{' then '.join(n.warm_up)} warming, HIT {n.before.count('HIT')}/{len(n.before)} "
+            f"before, {n.after.count('HIT')}/{len(n.after)} after; body as the proxy's hit: "
+            f"{'yes' if n.same_body else 'NO'} ({', '.join(n.headers)}); "
+            f"Finesse saw {n.upstream_requests} requests; {n.bad_responses} bad responses"
+        )
+
+
+def server_totals(r: HitReport) -> dict[str, tuple[float, float, float | None]]:
+    """Per server over one run's rounds: req/CPU-s, x bare, x nginx (None without nginx)."""
+    nginx = r.nginx.requests_per_cpu_s if r.nginx else None
+    bare = r.bare_requests_per_cpu_s
+    rates = {"bare": bare, **{p.server: p.requests_per_cpu_s for p in r.proxies}}
+    rates |= {"nginx": nginx} if nginx is not None else {}
+    return {
+        name: (rate, ratio(rate, bare), ratio(rate, nginx) if nginx is not None else None)
+        for name, rate in rates.items()
+    }
+
+
+def spread(values: Sequence[float]) -> str:
+    return f"{round(statistics.median(values), 3)} ({min(values)}-{max(values)})"
+
+
+def print_summary(reports: Sequence[HitReport]) -> None:
+    """Median (min-max) over the runs of each server's req/CPU-s and ratios."""
+    totals = [server_totals(r) for r in reports]
+    print(f"summary of {len(reports)} runs: median (min-max) per server")
+    print(f"  {'server':<11} {'req/CPU-s':>27} {'x bare':>22} {'x nginx':>22}")
+    for name in totals[0]:
+        mine = [t[name] for t in totals if name in t]
+        to_nginx = [n for _, _, n in mine if n is not None]
+        print(
+            f"  {name:<11} {spread([m[0] for m in mine]):>27} {spread([m[1] for m in mine]):>22}"
+            f" {spread(to_nginx) if to_nginx else '-':>22}"
         )
 
 
@@ -443,7 +688,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="bench.hit_path", description=__doc__.split("\n")[0])
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per window (10)")
     parser.add_argument("--connections", type=int, default=50, help="keep-alive connections (50)")
-    parser.add_argument("--rounds", type=int, default=1, help="bare+webproxy windows (1)")
+    parser.add_argument("--rounds", type=int, default=1, help="windows per server per run (1)")
+    parser.add_argument("--repeat", type=int, default=1, help="whole runs, a table each (1)")
     parser.add_argument("--loader", choices=("auto", "wrk", "aiohttp"), default="auto")
     parser.add_argument(
         "--stores",
@@ -451,30 +697,39 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=list(STORES),
         help=f"proxies to load, comma-separated, of {','.join(STORES)} (all)",
     )
+    parser.add_argument("--no-nginx", action="store_true", help="leave out the nginx row")
     parser.add_argument("--samples", type=int, default=5, help="Cache-Status samples (5)")
     parser.add_argument("--no-pin", action="store_true", help="do not pin processes to CPUs")
-    parser.add_argument("--time-limit", type=float, default=180.0, help="hard cap, s (180)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--time-limit", type=float, default=180.0, help="hard cap a run, s (180)")
+    parser.add_argument("--json", action="store_true", help="print JSON (a list with --repeat)")
     parser.add_argument("--workdir", help="keep process logs here (default: a temp dir)")
     args = parser.parse_args(argv)
-    if args.duration <= 0 or args.connections < 1 or args.rounds < 1 or args.samples < 1:
-        parser.error("need duration > 0, connections >= 1, rounds >= 1, samples >= 1")
+    if min(args.connections, args.rounds, args.repeat, args.samples) < 1 or args.duration <= 0:
+        parser.error("need duration > 0, connections, rounds, repeat and samples >= 1")
     unknown = [name for name in args.stores if name not in STORES]
     if unknown or not args.stores or len(set(args.stores)) < len(args.stores):
         parser.error(f"--stores: each of {', '.join(STORES)} at most once, got {unknown}")
-    windows = 1 + len(args.stores)
+    windows = 1 + len(args.stores) + (0 if args.no_nginx else 1)
     if args.time_limit < windows * args.rounds * args.duration + 30:
         parser.error(
             f"--time-limit must leave 30 s beyond the {windows} x rounds x duration of load"
         )
+    if args.workdir is not None and args.repeat > 1:
+        parser.error("--workdir keeps one run's logs: not with --repeat")
     return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    reports: list[HitReport] = []
     try:
-        with run_limits(args.time_limit):
-            report = run(args)
+        for index in range(args.repeat):
+            with run_limits(args.time_limit):
+                reports.append(run(args))
+            if args.repeat > 1 and not args.json:
+                print(f"run {index + 1} of {args.repeat}")
+            if not args.json:
+                print_table(reports[-1])
     except (StartFailed, LoadFailed) as exc:
         print(f"hit_path: {exc}", file=sys.stderr)
         return 1
@@ -482,10 +737,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"hit_path: {str(exc) or 'interrupted'}; processes stopped", file=sys.stderr)
         return 130
     if args.json:
-        print(json.dumps(asdict(report), indent=2))
-    else:
-        print_table(report)
-    return 0 if report.all_hits and report.bare_same_answer else 1
+        shown = [asdict(report) for report in reports]
+        print(json.dumps(shown if args.repeat > 1 else shown[0], indent=2))
+    elif args.repeat > 1:
+        print_summary(reports)
+    return 0 if all(r.all_hits and r.bare_same_answer for r in reports) else 1
 
 
 if __name__ == "__main__":
