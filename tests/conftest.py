@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, replace
@@ -57,8 +58,12 @@ def settings_for(upstream_url: str, **sections: object) -> Settings:
     """Default settings pointed at an upstream; `sections` replace whole sections or fields.
 
     Example: settings_for(url, upstream={"read_timeout": 0.5}).
+    `WEBPROXY_SERVER_FAST_LANE=false` in the environment runs every test on the slow path
+    (subprocesses read it as configuration too).
     """
     base = Settings()
+    if os.environ.get("WEBPROXY_SERVER_FAST_LANE", "").lower() in ("false", "0", "no"):
+        base = replace(base, server=replace(base.server, fast_lane=False))  # the slow path
     settings = replace(base, upstream=replace(base.upstream, url=upstream_url))
     for section, changes in sections.items():
         assert isinstance(changes, dict)

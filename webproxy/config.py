@@ -307,6 +307,7 @@ _RULES: Final[Mapping[str, Rule]] = MappingProxyType(
         "server.max_connections_per_client": _not_negative_int,
         "server.max_client_connections": _not_negative_int,
         "server.shutdown_grace": _positive,
+        "server.fast_lane": _boolean,
         "upstream.url": _upstream_url,
         "upstream.connect_timeout": _positive,
         "upstream.read_timeout": _positive,

@@ -32,6 +32,7 @@ from aiohttp.streams import StreamReader
 from aiohttp.web_protocol import RequestHandler
 
 from webproxy.config import ServerSettings
+from webproxy.fastlane import FastLane
 from webproxy.forward import long_lived
 from webproxy.shares import client_of
 
@@ -93,6 +94,8 @@ class ClientProtocol(RequestHandler):
         self._head_timer: asyncio.TimerHandle | None = None
         self._send_timer: asyncio.TimerHandle | None = None
         self._body: StreamReader | None = None  # the last head's body, while it may be due
+        self._lane = manager.fast_lane
+        self._clean = True  # aiohttp's parser holds no part of a message
 
     # --- accept ---------------------------------------------------------------------
 
@@ -118,6 +121,48 @@ class ClientProtocol(RequestHandler):
     # --- the request head -------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
+        if self._lane is not None and self._idle():
+            answer = self._lane.answer(data)
+            if answer is not None:
+                self._answered(answer)
+                return
+        self._feed(data)
+        self._clean = data.endswith(b"\r\n\r\n") and self._body is None
+
+    def _idle(self) -> bool:
+        """Between requests, with nothing of one buffered anywhere: the fast lane may
+        answer this read whole (`webproxy.fastlane`)."""
+        waiter = self._waiter
+        return (
+            self._clean
+            and waiter is not None
+            and not waiter.done()
+            and not self._messages
+            and not self._request_in_progress
+            and not self._upgraded
+            and self._payload_parser is None
+            and not self._force_close
+            and not self._close
+            and not self.writing_paused
+            and self.transport is not None
+        )
+
+    def _answered(self, answer: bytes) -> None:
+        """A fast-lane answer: written whole, and the connection's clocks as aiohttp sets
+        them after any answer (the head timer stopped, keep-alive from now)."""
+        self._cancel_head_timer()
+        self._head_bytes = 0
+        self._head_tail = b""
+        assert self.transport is not None
+        self.transport.write(answer)
+        if self._keepalive_timeout > 0:
+            close_time = self._loop.time() + self._keepalive_timeout
+            self._next_keepalive_close_time = close_time
+            if self._keepalive_handle is None:
+                self._keepalive_handle = self._loop.call_at(close_time, self._process_keepalive)
+
+    def _feed(self, data: bytes) -> None:
+        """The read for aiohttp, within the head's limits."""
         in_head = (
             not self._upgraded
             and self._payload_parser is None
@@ -242,10 +287,18 @@ class ClientProtocol(RequestHandler):
 class ClientServer(web.Server):
     """aiohttp's `Server`, making `ClientProtocol`s; its shutdown says what it waits for."""
 
-    def __init__(self, *args: Any, limits: ClientLimits, refused: Refused, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        limits: ClientLimits,
+        refused: Refused,
+        fast_lane: FastLane | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.limits = limits
         self.refused = refused
+        self.fast_lane = fast_lane
 
         self._per_client: dict[str, int] = {}
         self._client_of: dict[ClientProtocol, str] = {}
@@ -298,11 +351,18 @@ class ClientRunner(web.AppRunner):
     """`AppRunner` whose server makes `ClientProtocol`s."""
 
     def __init__(
-        self, app: web.Application, *, limits: ClientLimits, refused: Refused, **kwargs: Any
+        self,
+        app: web.Application,
+        *,
+        limits: ClientLimits,
+        refused: Refused,
+        fast_lane: FastLane | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(app, **kwargs)
         self._limits = limits
         self._refused = refused
+        self._fast_lane = fast_lane
 
     async def _make_server(self) -> web.Server:
         plain = await super()._make_server()
@@ -313,5 +373,6 @@ class ClientRunner(web.AppRunner):
             loop=asyncio.get_running_loop(),
             limits=self._limits,
             refused=self._refused,
+            fast_lane=self._fast_lane,
             **plain._kwargs,
         )

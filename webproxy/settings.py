@@ -108,6 +108,8 @@ class ServerSettings:
     max_connections_per_client: int = 1024
     max_client_connections: int = 0
     shutdown_grace: float = 30.0
+    fast_lane: bool = True
+    """Answer fresh REST hits below aiohttp's request machinery (`webproxy.fastlane`)."""
 
 
 @dataclass(frozen=True, slots=True)

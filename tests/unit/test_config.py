@@ -94,6 +94,7 @@ DEFAULTS = {
     "server.max_connections_per_client": 1024,
     "server.max_client_connections": 0,
     "server.shutdown_grace": 30.0,
+    "server.fast_lane": True,
     "upstream.url": "http://127.0.0.1:8082",
     "upstream.connect_timeout": 5.0,
     "upstream.read_timeout": 30.0,

@@ -121,6 +121,14 @@ class LocalTier(Generic[V]):
             await self._keep(key, found.value, counters, found.generation, before)
         return found
 
+    def peek(self, key: str, counters: Sequence[str]) -> V | None:
+        """The local copy, at once, while subscribed (the fast lane's lookup); None means
+        "ask `get`", which reads Redis."""
+        if not self._trusted:
+            return None
+        copy = self._copies.peek(key, counters)
+        return copy.value if copy is not None else None
+
     async def put(
         self,
         key: str,

@@ -99,6 +99,16 @@ class MemoryStore(Generic[V]):
         self._drop(key)
         return Found(None, current)
 
+    def peek(self, key: str, counters: Sequence[str]) -> V | None:
+        """`get`'s value, at once (the fast lane's lookup; see `webproxy.fastlane`)."""
+        try:
+            held = self._cache[key]
+        except KeyError:
+            return None
+        if held.counters == tuple(counters) and held.generation == self._generations.read(counters):
+            return held.value
+        return None
+
     async def put(
         self,
         key: str,

@@ -1,0 +1,257 @@
+"""The fast lane (`webproxy.fastlane`): fresh REST hits answered before aiohttp builds a
+request, byte for byte as the slow path answers them, and every request it is not certain
+of handed to aiohttp unchanged, in order. Raw sockets, so each read is the test's."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+
+import pytest
+from aiohttp.test_utils import TestServer
+
+from tests.conftest import AGENT, Proxy, ProxyFactory, Sim, basic, settings_for
+from tests.functional.finesse import eventually, sign_in
+from webproxy.appkeys import settings_key
+from webproxy.fastlane import FastLane
+from webproxy.listener import ClientServer
+
+CODES = "/finesse/api/TeamResource/5000/ReasonCodes?category=NOT_READY"
+CHAT = "/finesse/api/ChatConfig"
+AUTH = AGENT["Authorization"]
+
+
+def request(
+    target: str = CODES, *, auth: str = AUTH, extra: str = "", version: str = "1.1"
+) -> bytes:
+    return (
+        f"GET {target} HTTP/{version}\r\nHost: finesse\r\nAuthorization: {auth}\r\n"
+        f"Accept: */*\r\n{extra}\r\n"  # Accept is keyed: what the warming client sent
+    ).encode()
+
+
+def manager_of(proxy: Proxy) -> ClientServer:
+    server = proxy.client.server
+    assert isinstance(server, TestServer) and server.runner is not None
+    manager = server.runner.server
+    assert isinstance(manager, ClientServer)
+    return manager
+
+
+def lane_of(proxy: Proxy) -> FastLane:
+    lane = manager_of(proxy).fast_lane
+    assert lane is not None
+    return lane
+
+
+@dataclass
+class Connection:
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+
+    async def send(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+    async def answer(self) -> bytes:
+        """One whole answer (its head and its Content-Length of body)."""
+        head = await asyncio.wait_for(self.reader.readuntil(b"\r\n\r\n"), 5)
+        length = 0
+        for line in head.split(b"\r\n"):
+            name, _, value = line.partition(b":")
+            if name.lower() == b"content-length":
+                length = int(value)
+        body = await asyncio.wait_for(self.reader.readexactly(length), 5)
+        return head + body
+
+    async def closed(self) -> bool:
+        return await asyncio.wait_for(self.reader.read(), 5) == b""
+
+
+Connect = Callable[[Proxy], Awaitable[Connection]]
+
+
+@pytest.fixture
+async def connect() -> AsyncIterator[Connect]:
+    """Opens raw connections to a proxy; closes them after the test."""
+    opened: list[Connection] = []
+
+    async def open_one(proxy: Proxy) -> Connection:
+        server = proxy.client.server
+        reader, writer = await asyncio.open_connection(server.host, server.port)
+        opened.append(Connection(reader, writer))
+        return opened[-1]
+
+    yield open_one
+    for connection in opened:
+        connection.writer.close()
+        with contextlib.suppress(ConnectionError):
+            await connection.writer.wait_closed()
+
+
+@pytest.fixture
+async def warm(sim: Sim, start_proxy: ProxyFactory, store_section: dict[str, object]) -> Proxy:
+    proxy = await start_proxy(settings_for(sim.url, store=store_section))
+    await sign_in(proxy, "10001")
+    for target in (CODES, CHAT):
+        response = await proxy.client.get(target, headers=AGENT)
+        assert response.headers["Cache-Status"].endswith("stored")
+    return proxy
+
+
+@pytest.fixture
+async def slow_twin(sim: Sim, start_proxy: ProxyFactory) -> Proxy:
+    """The same proxy with the fast lane off, warmed alike."""
+    proxy = await start_proxy(settings_for(sim.url, server={"fast_lane": False}))
+    await sign_in(proxy, "10001")
+    for target in (CODES, CHAT):
+        await proxy.client.get(target, headers=AGENT)
+    return proxy
+
+
+@pytest.fixture
+async def conn(warm: Proxy, connect: Connect) -> Connection:
+    return await connect(warm)
+
+
+@pytest.mark.parametrize("store_section", ["memory"], indirect=True)
+async def test_the_fast_lane_answers_as_the_slow_path_does(
+    warm: Proxy, slow_twin: Proxy, sim: Sim, connect: Connect
+) -> None:
+    fast, slow = await connect(warm), await connect(slow_twin)
+    sim.sim.reset_stats()
+    for target in (CODES, CHAT, CODES):
+        await fast.send(request(target))
+        await slow.send(request(target))
+        assert await fast.answer() == await slow.answer()
+    assert lane_of(warm).hits == 3
+    assert sim.sim.stats() == {}
+
+
+async def test_a_fresh_hit_is_answered_in_the_lane(warm: Proxy, conn: Connection) -> None:
+    await conn.send(request())
+    answer = await conn.answer()
+    assert answer.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert b"\r\nCache-Status: webproxy; hit; ttl=" in answer
+    in_process = warm.app[settings_key].current.store.backend == "memory"
+    assert lane_of(warm).hits == (1 if in_process else 0)  # Redis alone: a round trip, slow path
+
+
+@pytest.mark.parametrize("store_section", ["memory"], indirect=True)
+async def test_pipelined_requests_keep_their_order_through_aiohttp(
+    warm: Proxy, conn: Connection
+) -> None:
+    await conn.send(request(CODES) + request(CHAT) + request(CODES))
+    answers = [await conn.answer() for _ in range(3)]
+    assert [b"<ReasonCodes" in a for a in answers] == [True, False, True]
+    assert b"<ChatConfig>" in answers[1]
+    assert lane_of(warm).hits == 0
+
+
+@pytest.mark.parametrize("store_section", ["memory"], indirect=True)
+async def test_a_request_split_across_reads_goes_to_aiohttp(warm: Proxy, conn: Connection) -> None:
+    whole = request()
+    await conn.send(whole[:20])
+    connections = manager_of(warm).connections
+    await eventually(lambda: any(getattr(c, "_head_bytes", 0) == 20 for c in connections))
+    await conn.send(whole[20:])
+    assert b"webproxy; hit" in await conn.answer()
+    await conn.send(request())  # and the connection is clean again after it
+    assert b"webproxy; hit" in await conn.answer()
+    assert lane_of(warm).hits == 1
+
+
+@pytest.mark.parametrize(
+    ("extra", "version"),
+    [
+        ("Connection: close\r\n", "1.1"),
+        ("", "1.0"),
+        ("Expect: 100-continue\r\n", "1.1"),
+        ("Content-Length: 0\r\n", "1.1"),
+        ("X-HTTP-Method-Override: DELETE\r\n", "1.1"),
+        (f"Authorization: {AUTH}\r\n", "1.1"),  # a second credential: 400 on the slow path
+        ("Accept: b\r\n", "1.1"),
+        ("Host: other\r\n", "1.1"),
+    ],
+    ids=["connection-close", "http-1.0", "expect", "content-length", "override", "two-auth",
+         "two-accept", "two-host"],
+)  # fmt: skip
+@pytest.mark.parametrize("store_section", ["memory"], indirect=True)
+async def test_requests_the_lane_is_not_sure_of_go_to_aiohttp(
+    warm: Proxy, slow_twin: Proxy, extra: str, version: str, connect: Connect
+) -> None:
+    fast, slow = await connect(warm), await connect(slow_twin)
+    await fast.send(request(extra=extra, version=version))
+    await slow.send(request(extra=extra, version=version))
+    assert _without_date(await fast.answer()) == _without_date(await slow.answer())
+    assert lane_of(warm).hits == 0
+
+
+@pytest.mark.parametrize("store_section", ["memory"], indirect=True)
+async def test_a_hit_then_a_miss_on_one_connection(warm: Proxy, conn: Connection, sim: Sim) -> None:
+    await conn.send(request(CODES))
+    assert b"webproxy; hit" in await conn.answer()
+    await conn.send(request("/finesse/api/TeamResource/5000/WrapUpReasons"))
+    miss = await conn.answer()
+    assert b"webproxy; fwd=miss" in miss and b"<WrapUpReasons" in miss
+    await conn.send(request(CODES))
+    assert b"webproxy; hit" in await conn.answer()
+    assert lane_of(warm).hits == 2
+
+
+@pytest.mark.parametrize("store_section", ["memory"], indirect=True)
+async def test_a_caller_finesse_has_not_accepted_gets_nothing_from_the_lane(
+    warm: Proxy, conn: Connection
+) -> None:
+    for auth in (basic("10001", "wrong")["Authorization"], basic("11001")["Authorization"]):
+        await conn.send(request(auth=auth))
+        answer = await conn.answer()
+        assert b"webproxy; hit" not in answer
+    assert lane_of(warm).hits == 0
+
+
+@pytest.mark.parametrize("store_section", ["memory"], indirect=True)
+async def test_after_a_write_the_lane_serves_nothing_stale(warm: Proxy, conn: Connection) -> None:
+    await conn.send(request(CHAT))
+    assert b"webproxy; hit" in await conn.answer()
+    admin = basic("admin")["Authorization"]
+    body = b"<ChatConfig><primaryNode>https://new.example.com:5280</primaryNode></ChatConfig>"
+    head = f"PUT {CHAT} HTTP/1.1\r\nHost: f\r\nAuthorization: {admin}\r\n"
+    await conn.send(f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body)
+    assert (await conn.answer()).startswith(b"HTTP/1.1 2")
+    await conn.send(request(CHAT))
+    answer = await conn.answer()
+    assert b"webproxy; fwd=miss" in answer and b"new.example.com" in answer
+    assert lane_of(warm).hits == 1
+
+
+async def test_keep_alive_is_kept_from_the_last_lane_answer(
+    sim: Sim, start_proxy: ProxyFactory, connect: Connect
+) -> None:
+    proxy = await start_proxy(settings_for(sim.url, server={"keepalive_timeout": 0.5}))
+    await sign_in(proxy, "10001")
+    await proxy.client.get(CODES, headers=AGENT)
+    conn = await connect(proxy)
+    for _ in range(3):
+        await conn.send(request())
+        assert b"webproxy; hit" in await conn.answer()
+    assert lane_of(proxy).hits == 3
+    assert await conn.closed()  # idle past keepalive_timeout: closed by the proxy
+
+
+async def test_a_head_over_the_limit_is_refused_even_when_it_would_hit(
+    sim: Sim, start_proxy: ProxyFactory, connect: Connect
+) -> None:
+    proxy = await start_proxy(settings_for(sim.url, server={"max_head_bytes": 512}))
+    await sign_in(proxy, "10001")
+    await proxy.client.get(CODES, headers=AGENT)
+    conn = await connect(proxy)
+    await conn.send(request(extra=f"X-Padding: {'p' * 600}\r\n"))
+    assert (await conn.answer()).startswith(b"HTTP/1.1 431 ")
+    assert lane_of(proxy).hits == 0
+
+
+def _without_date(answer: bytes) -> bytes:
+    return b"\r\n".join(line for line in answer.split(b"\r\n") if not line.startswith(b"Date: "))

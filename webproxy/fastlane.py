@@ -1,0 +1,204 @@
+"""The fast lane: fresh REST cache hits answered below aiohttp's request machinery.
+
+`ClientProtocol` (webproxy.listener) offers it each read that arrives on an idle
+kept-alive connection. When the read is exactly one complete, strictly formed, bodiless
+`GET /finesse/api/...` over HTTP/1.1 whose answer is a fresh entry this caller may have,
+the lane returns the whole answer, rendered once per entry (status line and stored
+headers) and patched per hit (`Age`, `Cache-Status`, `Content-Length`; `Content-Type`,
+`Date` and `Server` only when the entry lacks them), byte for byte what aiohttp would
+send for the slow path's `answer_hit`. Anything else, and any request the lane is not
+certain of, returns None and goes to aiohttp unchanged: pipelined or split requests,
+HTTP/1.0, `Connection`, `Expect`, `Upgrade`, bodies, any repeated field, percent-encoding
+or path parameters in the path, method-override fields, a bypass, a miss, an entry past
+its TTL, a store that is not in this process (Redis without the local tier), the access
+log switched on (the slow path writes its lines), a body over `answers.PACE`.
+
+The checks are the slow path's own functions: `read_path`, `match_cached`, `build_key`,
+`IdentityBook.grants` and `may_receive`, the store's entry, `vary_matches`, and the one
+decision `policy.decide_lookup`. Counted as the slow path counts (`count_lookup`,
+`count_request`). Relies on aiohttp's `rfc822_formatted_time` and `SERVER_SOFTWARE`
+(aiohttp is pinned in pyproject.toml).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from http import HTTPStatus
+from typing import Final, Protocol
+
+from aiohttp import web
+from aiohttp.helpers import rfc822_formatted_time
+from aiohttp.http import SERVER_SOFTWARE
+
+from webproxy.answers import PACE
+from webproxy.appkeys import clock_key, identities_key, metrics_key, settings_key, store_key
+from webproxy.cache.access import may_receive
+from webproxy.cache.entry import CachedResponse
+from webproxy.cache.keys import build_key, vary_matches, wants_bypass
+from webproxy.cache.policy import Decision, Lookup, age, decide_lookup, remaining_ttl
+from webproxy.cache.routing import read_path
+from webproxy.cache.rules import API_PREFIX, match_cached
+from webproxy.intake import BAD_PERCENT
+
+_REQUEST_LINE: Final = re.compile(rb"GET (/[!-~]*) HTTP/1\.1")
+_FIELD: Final = re.compile(rb"([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*([!-~](?:[ -~]*[!-~])?)?[ \t]*")
+#: Fields that make the slow path do something the lane does not: handed over.
+_HANDED_OVER: Final = frozenset(
+    {
+        "connection",
+        "content-length",
+        "transfer-encoding",
+        "expect",
+        "upgrade",
+        "te",
+        "x-http-method-override",
+        "x-http-method",
+        "x-method-override",
+        "x-original-url",
+        "x-rewrite-url",
+    }
+)
+HEADS_KEPT: Final = 4096
+"""Rendered heads kept (one per entry served), dropped all at once past this."""
+
+access_log = logging.getLogger("webproxy.access")
+
+
+class Peekable(Protocol):
+    """A store that can answer a lookup at once, from this process's memory."""
+
+    def peek(self, key: str, counters: Sequence[str]) -> CachedResponse | None: ...
+
+
+class FastLane:
+    """Answers fresh hits from the app's objects; one per proxy app."""
+
+    def __init__(self, app: web.Application) -> None:
+        self._app = app
+        self._heads: dict[int, tuple[CachedResponse, bytes]] = {}
+        self.hits = 0  # answered here (also counted in the lookup and request metrics)
+
+    def answer(self, data: bytes) -> bytes | None:
+        """The whole answer to `data` (one read), or None: hand it to aiohttp."""
+        if not data.endswith(b"\r\n\r\n") or data.find(b"\r\n\r\n") != len(data) - 4:
+            return None
+        app = self._app
+        settings = app[settings_key].current
+        if not settings.cache.enabled or len(data) > settings.server.max_head_bytes:
+            return None
+        if not access_log.disabled and access_log.isEnabledFor(logging.INFO):
+            return None
+        lines = data[:-4].split(b"\r\n")
+        line = _REQUEST_LINE.fullmatch(lines[0])
+        if line is None:
+            return None
+        target = line.group(1).decode("ascii")
+        raw_path, _, query = target.partition("?")
+        if not raw_path.startswith(API_PREFIX) or "%" in raw_path or ";" in raw_path:
+            return None
+        if "#" in target or ("%" in query and _bad_percent(query)):
+            return None
+        headers = _fields(lines, settings.server.max_header_bytes)
+        if headers is None:
+            return None
+        store = app[store_key]
+        peek = getattr(store, "peek", None)
+        if peek is None:
+            return None
+        path = read_path(raw_path)
+        cached = (
+            match_cached(path, media_domain_path=settings.cache.media_domain_path) if path else None
+        )
+        if cached is None:
+            return None
+        scope, keyed_path = cached
+        authorization = headers.get("authorization")
+        if authorization is None or "," in authorization or wants_bypass(query):
+            return None
+        key = build_key(keyed_path, query, headers)
+        if len(key) > settings.cache.max_key_bytes:
+            return None
+        entry: CachedResponse | None = peek(key, scope.counters)
+        if entry is None or len(entry.body) > PACE:
+            return None
+        grants = app[identities_key].grants(authorization, scope)
+        now = app[clock_key]()
+        decision = decide_lookup(
+            entry,
+            allowed=may_receive(grants, scope),
+            bypass=False,
+            vary_ok=vary_matches(entry.vary, headers),
+            now=now,
+            stale_if_error=settings.cache.stale_if_error,
+        )
+        if decision is not Decision.HIT:
+            return None
+        answer = self._render(entry, now)
+        if answer is None:
+            return None
+        metrics = app[metrics_key]
+        metrics.count_lookup(scope.label, Lookup.HIT)
+        metrics.count_request("api", entry.status)
+        self.hits += 1
+        return answer
+
+    def _render(self, entry: CachedResponse, now: float) -> bytes | None:
+        held = self._heads.get(id(entry))
+        if held is None or held[0] is not entry:
+            if len(self._heads) >= HEADS_KEPT:
+                self._heads.clear()
+            held = self._heads[id(entry)] = (entry, _head(entry))
+        if not held[1]:
+            return None
+        present = {name.lower() for name, _ in entry.headers}
+        tail = [
+            f"Age: {age(entry, now)}\r\n"
+            f"Cache-Status: webproxy; hit; ttl={remaining_ttl(entry, now)}\r\n"
+            f"Content-Length: {len(entry.body)}\r\n"
+        ]
+        if entry.body and "content-type" not in present:
+            tail.append("Content-Type: application/octet-stream\r\n")
+        if "date" not in present:
+            tail.append(f"Date: {rfc822_formatted_time()}\r\n")
+        if "server" not in present:
+            tail.append(f"Server: {SERVER_SOFTWARE}\r\n")
+        tail.append("\r\n")
+        return b"".join((held[1], "".join(tail).encode("latin-1"), entry.body))
+
+
+def _head(entry: CachedResponse) -> bytes:
+    """The status line and the stored headers, as aiohttp writes them; b"" (never served
+    here) for a status without a phrase or a header that is not printable ASCII."""
+    try:
+        reason = HTTPStatus(entry.status).phrase
+    except ValueError:
+        return b""
+    lines = [f"HTTP/1.1 {entry.status} {reason}\r\n"]
+    lines += [f"{name}: {value}\r\n" for name, value in entry.headers]
+    head = "".join(lines)
+    return head.encode("ascii") if head.isascii() else b""
+
+
+def _fields(lines: list[bytes], max_line: int) -> dict[str, str] | None:
+    """The request's fields by lower-case name, or None for anything the lane leaves to
+    aiohttp: a malformed or over-long line, a repeated name, a field it hands over, no
+    `Host`."""
+    fields: dict[str, str] = {}
+    for line in lines[1:]:
+        if len(line) > max_line:
+            return None
+        match = _FIELD.fullmatch(line)
+        if match is None:
+            return None
+        name = match.group(1).decode("ascii").lower()
+        if name in fields or name in _HANDED_OVER:
+            return None
+        value = match.group(2)
+        fields[name] = value.decode("ascii") if value is not None else ""
+    return fields if "host" in fields else None
+
+
+def _bad_percent(query: str) -> bool:
+    return BAD_PERCENT.search(query) is not None
