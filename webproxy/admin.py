@@ -33,6 +33,7 @@ from webproxy.cache.rules import (
     valid_team_id,
 )
 from webproxy.errors import ConfigError, StoreUnavailable, UpstreamError
+from webproxy.fastlane import fast_lane_key
 from webproxy.forward import upstream_errors
 from webproxy.http_cached import http_stores_key
 from webproxy.identities import IdentityBook
@@ -267,6 +268,7 @@ async def refresh_gauges(app: web.Application, *, store: bool = True) -> bool:
     False when the store did not answer (its gauges keep their last values).
     """
     metrics = app[metrics_key]
+    app[fast_lane_key].fold(metrics)
     metrics.identities.set(len(app[identities_key]))
     if not store:
         return True

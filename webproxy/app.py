@@ -48,6 +48,7 @@ from webproxy.cached import Outcome, fills_key, flights_key
 from webproxy.coalesce import Flights
 from webproxy.config import Settings, StoreSettings
 from webproxy.errors import ClientGone, TooManyForClient
+from webproxy.fastlane import FastLane, fast_lane_key
 from webproxy.fills import Fills
 from webproxy.fleet import Event, EventKind
 from webproxy.forward import make_upstream
@@ -186,6 +187,7 @@ def make_proxy_app(
     app[fills_key] = Fills()
     app[http_flights_key] = Flights[Filled]()
     app[http_passes_key] = Passes()
+    app[fast_lane_key] = FastLane(app)
     app[shares_key] = Shares(
         settings.server.max_upstream_per_client, wait=settings.upstream.connect_timeout
     )
@@ -366,6 +368,7 @@ def _share_from(proxy_app: web.Application) -> Callable[[web.Application], Await
         app[upstream_key] = proxy_app[upstream_key]
         app[store_key] = proxy_app[store_key]
         app[http_stores_key] = proxy_app[http_stores_key]
+        app[fast_lane_key] = proxy_app[fast_lane_key]
         app[identities_key] = proxy_app[identities_key]
         app[metrics_key] = proxy_app[metrics_key]
         app[clock_key] = proxy_app[clock_key]

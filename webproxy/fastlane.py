@@ -15,8 +15,9 @@ log switched on (the slow path writes its lines), a body over `answers.PACE`.
 
 The checks are the slow path's own functions: `read_path`, `match_cached`, `build_key`,
 `IdentityBook.grants` and `may_receive`, the store's entry, `vary_matches`, and the one
-decision `policy.decide_lookup`. Counted as the slow path counts (`count_lookup`,
-`count_request`). Relies on aiohttp's `rfc822_formatted_time` and `SERVER_SOFTWARE`
+decision `policy.decide_lookup`. Counted as the slow path counts (lookups and requests),
+in plain integers folded into the metrics at scrape time (`FastLane.fold`). Relies on
+aiohttp's `rfc822_formatted_time` and `SERVER_SOFTWARE` and on `RequestHandler`'s state
 (aiohttp is pinned in pyproject.toml).
 """
 
@@ -25,6 +26,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Final, Protocol
 
@@ -33,7 +35,7 @@ from aiohttp.helpers import rfc822_formatted_time
 from aiohttp.http import SERVER_SOFTWARE
 
 from webproxy.answers import PACE
-from webproxy.appkeys import clock_key, identities_key, metrics_key, settings_key, store_key
+from webproxy.appkeys import clock_key, identities_key, settings_key, store_key
 from webproxy.cache.access import may_receive
 from webproxy.cache.entry import CachedResponse
 from webproxy.cache.keys import build_key, vary_matches, wants_bypass
@@ -41,6 +43,7 @@ from webproxy.cache.policy import Decision, Lookup, age, decide_lookup, remainin
 from webproxy.cache.routing import read_path
 from webproxy.cache.rules import API_PREFIX, match_cached
 from webproxy.intake import BAD_PERCENT
+from webproxy.metrics import Metrics
 
 _REQUEST_LINE: Final = re.compile(rb"GET (/[!-~]*) HTTP/1\.1")
 _FIELD: Final = re.compile(rb"([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*([!-~](?:[ -~]*[!-~])?)?[ \t]*")
@@ -77,8 +80,9 @@ class FastLane:
 
     def __init__(self, app: web.Application) -> None:
         self._app = app
-        self._heads: dict[int, tuple[CachedResponse, bytes]] = {}
-        self.hits = 0  # answered here (also counted in the lookup and request metrics)
+        self._heads: dict[int, _Head] = {}
+        self.hits = 0  # answered here, in all
+        self._counted: dict[tuple[str, int], int] = {}  # (resource, status): not yet in metrics
 
     def answer(self, data: bytes) -> bytes | None:
         """The whole answer to `data` (one read), or None: hand it to aiohttp."""
@@ -138,34 +142,67 @@ class FastLane:
         answer = self._render(entry, now)
         if answer is None:
             return None
-        metrics = app[metrics_key]
-        metrics.count_lookup(scope.label, Lookup.HIT)
-        metrics.count_request("api", entry.status)
         self.hits += 1
+        counted = (scope.label, entry.status)
+        self._counted[counted] = self._counted.get(counted, 0) + 1
         return answer
 
+    def fold(self, metrics: Metrics) -> None:
+        """Put the hits counted since the last fold into `metrics` (at scrape time, and
+        every few seconds in a worker group): plain integers on the hot path."""
+        counted, self._counted = self._counted, {}
+        for (resource, status), hits in counted.items():
+            metrics.count_lookup(resource, Lookup.HIT, hits)
+            metrics.count_request("api", status, hits)
+
     def _render(self, entry: CachedResponse, now: float) -> bytes | None:
-        held = self._heads.get(id(entry))
-        if held is None or held[0] is not entry:
+        head = self._heads.get(id(entry))
+        if head is None or head.entry is not entry:
             if len(self._heads) >= HEADS_KEPT:
                 self._heads.clear()
-            held = self._heads[id(entry)] = (entry, _head(entry))
-        if not held[1]:
+            head = self._heads[id(entry)] = _Head.of(entry)
+        if not head.start:
             return None
-        present = {name.lower() for name, _ in entry.headers}
-        tail = [
+        tail = (
             f"Age: {age(entry, now)}\r\n"
             f"Cache-Status: webproxy; hit; ttl={remaining_ttl(entry, now)}\r\n"
-            f"Content-Length: {len(entry.body)}\r\n"
-        ]
-        if entry.body and "content-type" not in present:
-            tail.append("Content-Type: application/octet-stream\r\n")
-        if "date" not in present:
-            tail.append(f"Date: {rfc822_formatted_time()}\r\n")
-        if "server" not in present:
-            tail.append(f"Server: {SERVER_SOFTWARE}\r\n")
-        tail.append("\r\n")
-        return b"".join((held[1], "".join(tail).encode("latin-1"), entry.body))
+            f"{head.length}{head.content_type}"
+            f"{'' if head.dated else f'Date: {rfc822_formatted_time()}{CRLF}'}{head.server}\r\n"
+        )
+        return b"".join((head.start, tail.encode("ascii"), entry.body))
+
+
+CRLF: Final = "\r\n"
+fast_lane_key = web.AppKey("fast_lane", FastLane)
+
+
+@dataclass(frozen=True, slots=True)
+class _Head:
+    """What an entry's answers share: the status line and stored headers (`start`, b""
+    when the lane must not serve it), and the fields aiohttp adds after `Cache-Status`."""
+
+    entry: CachedResponse
+    start: bytes
+    length: str
+    content_type: str
+    dated: bool
+    server: str
+
+    @classmethod
+    def of(cls, entry: CachedResponse) -> _Head:
+        present = {name.lower() for name, _ in entry.headers}
+        return cls(
+            entry=entry,
+            start=_head(entry),
+            length=f"Content-Length: {len(entry.body)}\r\n",
+            content_type=(
+                "Content-Type: application/octet-stream\r\n"
+                if entry.body and "content-type" not in present
+                else ""
+            ),
+            dated="date" in present,
+            server="" if "server" in present else f"Server: {SERVER_SOFTWARE}\r\n",
+        )
 
 
 def _head(entry: CachedResponse) -> bytes:

@@ -102,7 +102,7 @@ class Metrics:
             multiprocess_mode="livesum",
         )
 
-    def count_lookup(self, resource: str, result: str) -> None:
+    def count_lookup(self, resource: str, result: str, amount: int = 1) -> None:
         """`lookups.labels(resource, result).inc()`, with the child looked up once."""
         child = self._lookup_children.get((resource, result))
         if child is None:
@@ -110,20 +110,20 @@ class Metrics:
             child = self._lookup_children[(resource, result)] = self.lookups.labels(
                 cache, resource, result
             )
-        child.inc()
+        child.inc(amount)
 
     def set_stored(self, resource: Resource, entries: int, size: int) -> None:
         """The entries and bytes gauges of one resource."""
         self.entries.labels(resource.cache, resource).set(entries)
         self.bytes.labels(resource.cache, resource).set(size)
 
-    def count_request(self, route: str, status: int) -> None:
+    def count_request(self, route: str, status: int, amount: int = 1) -> None:
         """`requests.labels(route, status).inc()`, with the child looked up once."""
         child = self._request_children.get((route, status))
         if child is None:
             child = self.requests.labels(route, str(status))
             self._request_children[(route, status)] = child
-        child.inc()
+        child.inc(amount)
 
 
 def group_registry(metrics_dir: str) -> CollectorRegistry:

@@ -19,7 +19,7 @@ from webproxy.admin import reload_settings
 from webproxy.app import make_admin_app, make_proxy_app
 from webproxy.appkeys import SettingsSource, Worker, metrics_key
 from webproxy.config import Address, ServerSettings, Settings
-from webproxy.fastlane import FastLane
+from webproxy.fastlane import fast_lane_key
 from webproxy.listener import ClientLimits, ClientRunner
 
 log = logging.getLogger("webproxy.server")
@@ -96,7 +96,7 @@ def proxy_runner(
         app,
         limits=ClientLimits.of(server, connection_budget(settings)),
         refused=lambda status: metrics.count_request("other", status),
-        fast_lane=FastLane(app) if server.fast_lane else None,
+        fast_lane=app[fast_lane_key] if server.fast_lane else None,
         shutdown_timeout=server.shutdown_grace,
         access_log_class=AccessLogger,
         access_log=access_log,

@@ -15,6 +15,7 @@ from aiohttp.test_utils import TestServer
 from tests.conftest import AGENT, Proxy, ProxyFactory, Sim, basic, settings_for
 from tests.functional.finesse import eventually, sign_in
 from webproxy.appkeys import settings_key
+from webproxy.config import Secret
 from webproxy.fastlane import FastLane
 from webproxy.listener import ClientServer
 
@@ -255,3 +256,45 @@ async def test_a_head_over_the_limit_is_refused_even_when_it_would_hit(
 
 def _without_date(answer: bytes) -> bytes:
     return b"\r\n".join(line for line in answer.split(b"\r\n") if not line.startswith(b"Date: "))
+
+
+@pytest.mark.parametrize("store_section", ["memory"], indirect=True)
+async def test_lane_hits_are_counted_when_the_metrics_are_read(
+    warm: Proxy, conn: Connection
+) -> None:
+    before = await (await warm.admin.get("/admin/cache")).json()
+    for _ in range(3):
+        await conn.send(request())
+        assert b"webproxy; hit" in await conn.answer()
+    after = await (await warm.admin.get("/admin/cache")).json()
+    assert after["hits"] - before["hits"] == 3
+    assert after["resources"]["TeamResource"]["lookups"]["hit"] == 3
+    scrape = await (await warm.admin.get("/metrics")).text()
+    assert 'webproxy_requests_total{route="api",status="200"}' in scrape
+
+
+async def test_redis_behind_the_local_tier_answers_in_the_lane(
+    sim: Sim, start_proxy: ProxyFactory, connect: Connect, redis_url: str, redis_prefix: str
+) -> None:
+    store = {
+        "backend": "redis",
+        "redis_url": Secret(redis_url),
+        "key_prefix": redis_prefix,
+        "timeout": 2.0,
+        "local_max_bytes": 1024 * 1024,
+        "local_ttl": 60.0,
+    }
+    proxy = await start_proxy(settings_for(sim.url, store=store))
+    await sign_in(proxy, "10001")
+    for _ in range(2):  # the miss stores in Redis; a read through the tier keeps a copy
+        await proxy.client.get(CODES, headers=AGENT)
+    conn = await connect(proxy)
+    before = lane_of(proxy).hits  # the second read above may have been the lane's already
+    await conn.send(request())
+    assert b"webproxy; hit" in await conn.answer()
+    assert lane_of(proxy).hits == before + 1
+    cleared = await proxy.admin.post("/admin/cache/clear", params={"resource": "TeamResource"})
+    assert cleared.status == 200  # (a resource clear leaves identities alone)
+    await conn.send(request())
+    assert b"webproxy; fwd=miss" in await conn.answer()  # the clear reached the copy
+    assert lane_of(proxy).hits == before + 1
