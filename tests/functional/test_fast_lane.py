@@ -22,6 +22,8 @@ from webproxy.listener import ClientServer
 CODES = "/finesse/api/TeamResource/5000/ReasonCodes?category=NOT_READY"
 CHAT = "/finesse/api/ChatConfig"
 AUTH = AGENT["Authorization"]
+#: On here whatever WEBPROXY_SERVER_FAST_LANE says (it turns the lane off for other tests).
+LANE: dict[str, object] = {"fast_lane": True}
 
 
 def request(
@@ -94,7 +96,7 @@ async def connect() -> AsyncIterator[Connect]:
 
 @pytest.fixture
 async def warm(sim: Sim, start_proxy: ProxyFactory, store_section: dict[str, object]) -> Proxy:
-    proxy = await start_proxy(settings_for(sim.url, store=store_section))
+    proxy = await start_proxy(settings_for(sim.url, store=store_section, server=LANE))
     await sign_in(proxy, "10001")
     for target in (CODES, CHAT):
         response = await proxy.client.get(target, headers=AGENT)
@@ -231,7 +233,7 @@ async def test_after_a_write_the_lane_serves_nothing_stale(warm: Proxy, conn: Co
 async def test_keep_alive_is_kept_from_the_last_lane_answer(
     sim: Sim, start_proxy: ProxyFactory, connect: Connect
 ) -> None:
-    proxy = await start_proxy(settings_for(sim.url, server={"keepalive_timeout": 0.5}))
+    proxy = await start_proxy(settings_for(sim.url, server={**LANE, "keepalive_timeout": 0.5}))
     await sign_in(proxy, "10001")
     await proxy.client.get(CODES, headers=AGENT)
     conn = await connect(proxy)
@@ -245,7 +247,7 @@ async def test_keep_alive_is_kept_from_the_last_lane_answer(
 async def test_a_head_over_the_limit_is_refused_even_when_it_would_hit(
     sim: Sim, start_proxy: ProxyFactory, connect: Connect
 ) -> None:
-    proxy = await start_proxy(settings_for(sim.url, server={"max_head_bytes": 512}))
+    proxy = await start_proxy(settings_for(sim.url, server={**LANE, "max_head_bytes": 512}))
     await sign_in(proxy, "10001")
     await proxy.client.get(CODES, headers=AGENT)
     conn = await connect(proxy)
@@ -284,7 +286,7 @@ async def test_redis_behind_the_local_tier_answers_in_the_lane(
         "local_max_bytes": 1024 * 1024,
         "local_ttl": 60.0,
     }
-    proxy = await start_proxy(settings_for(sim.url, store=store))
+    proxy = await start_proxy(settings_for(sim.url, store=store, server=LANE))
     await sign_in(proxy, "10001")
     for _ in range(2):  # the miss stores in Redis; a read through the tier keeps a copy
         await proxy.client.get(CODES, headers=AGENT)
