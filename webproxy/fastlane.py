@@ -25,28 +25,40 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Final, Protocol
+from typing import Final
 
 from aiohttp import web
 from aiohttp.helpers import rfc822_formatted_time
 from aiohttp.http import SERVER_SOFTWARE
 
 from webproxy.answers import PACE
-from webproxy.appkeys import clock_key, identities_key, settings_key, store_key
+from webproxy.appkeys import (
+    Clock,
+    LiveSettings,
+    clock_key,
+    identities_key,
+    settings_key,
+    store_key,
+)
 from webproxy.cache.access import may_receive
 from webproxy.cache.entry import CachedResponse
 from webproxy.cache.keys import build_key, vary_matches, wants_bypass
 from webproxy.cache.policy import Decision, Lookup, age, decide_lookup, remaining_ttl
 from webproxy.cache.routing import read_path
 from webproxy.cache.rules import API_PREFIX, match_cached
+from webproxy.identities import IdentityBook
 from webproxy.intake import BAD_PERCENT
 from webproxy.metrics import Metrics
 
-_REQUEST_LINE: Final = re.compile(rb"GET (/[!-~]*) HTTP/1\.1")
-_FIELD: Final = re.compile(rb"([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*([!-~](?:[ -~]*[!-~])?)?[ \t]*")
+_HEAD: Final = re.compile(
+    rb"GET (/[!-~]*) HTTP/1\.1\r\n"
+    rb"((?:[!#$%&'*+.^_`|~0-9A-Za-z-]+:[ \t]*(?:[!-~](?:[ -~]*[!-~])?)?[ \t]*\r\n)+)\r\n"
+)
+"""One whole request head, strictly formed: the request line and field lines of visible
+ASCII (a field value may hold spaces and tabs, not at its ends), nothing after it."""
 #: Fields that make the slow path do something the lane does not: handed over.
 _HANDED_OVER: Final = frozenset(
     {
@@ -69,10 +81,16 @@ HEADS_KEPT: Final = 4096
 access_log = logging.getLogger("webproxy.access")
 
 
-class Peekable(Protocol):
-    """A store that can answer a lookup at once, from this process's memory."""
+Peek = Callable[[str, Sequence[str]], CachedResponse | None]
+"""A store's `peek`: the entry at once, from this process's memory (None: ask `get`)."""
 
-    def peek(self, key: str, counters: Sequence[str]) -> CachedResponse | None: ...
+
+@dataclass(frozen=True, slots=True)
+class _Parts:
+    live: LiveSettings
+    peek: Peek | None  # None: the store holds nothing in this process (Redis alone)
+    identities: IdentityBook
+    clock: Clock
 
 
 class FastLane:
@@ -83,59 +101,56 @@ class FastLane:
         self._heads: dict[int, _Head] = {}
         self.hits = 0  # answered here, in all
         self._counted: dict[tuple[str, int], int] = {}  # (resource, status): not yet in metrics
+        self._parts: _Parts | None = None  # the app's objects, once it has started
 
     def answer(self, data: bytes) -> bytes | None:
         """The whole answer to `data` (one read), or None: hand it to aiohttp."""
-        if not data.endswith(b"\r\n\r\n") or data.find(b"\r\n\r\n") != len(data) - 4:
+        parts = self._parts or self._start()
+        if parts.peek is None:
             return None
-        app = self._app
-        settings = app[settings_key].current
-        if not settings.cache.enabled or len(data) > settings.server.max_head_bytes:
+        settings = parts.live.current
+        if (
+            len(data) > settings.server.max_head_bytes
+            or len(data) > settings.server.max_header_bytes  # so is every line of it
+            or not settings.cache.enabled
+            or (not access_log.disabled and access_log.isEnabledFor(logging.INFO))
+        ):
             return None
-        if not access_log.disabled and access_log.isEnabledFor(logging.INFO):
+        head = _HEAD.fullmatch(data)
+        if head is None:
             return None
-        lines = data[:-4].split(b"\r\n")
-        line = _REQUEST_LINE.fullmatch(lines[0])
-        if line is None:
-            return None
-        target = line.group(1).decode("ascii")
+        target = head.group(1).decode("ascii")
         raw_path, _, query = target.partition("?")
         if not raw_path.startswith(API_PREFIX) or "%" in raw_path or ";" in raw_path:
             return None
-        if "#" in target or ("%" in query and _bad_percent(query)):
+        if "#" in target or ("%" in query and BAD_PERCENT.search(query) is not None):
             return None
-        headers = _fields(lines, settings.server.max_header_bytes)
+        headers = _fields(head.group(2).decode("ascii"))
         if headers is None:
             return None
-        store = app[store_key]
-        peek = getattr(store, "peek", None)
-        if peek is None:
-            return None
-        path = read_path(raw_path)
-        cached = (
-            match_cached(path, media_domain_path=settings.cache.media_domain_path) if path else None
-        )
-        if cached is None:
-            return None
-        scope, keyed_path = cached
         authorization = headers.get("authorization")
         if authorization is None or "," in authorization or wants_bypass(query):
             return None
-        key = build_key(keyed_path, query, headers)
-        if len(key) > settings.cache.max_key_bytes:
+        path = read_path(raw_path)
+        cache = settings.cache
+        cached = match_cached(path, media_domain_path=cache.media_domain_path) if path else None
+        if cached is None:
             return None
-        entry: CachedResponse | None = peek(key, scope.counters)
+        scope, keyed_path = cached
+        key = build_key(keyed_path, query, headers)
+        if len(key) > cache.max_key_bytes:
+            return None
+        entry = parts.peek(key, scope.counters)
         if entry is None or len(entry.body) > PACE:
             return None
-        grants = app[identities_key].grants(authorization, scope)
-        now = app[clock_key]()
+        now = parts.clock()
         decision = decide_lookup(
             entry,
-            allowed=may_receive(grants, scope),
+            allowed=may_receive(parts.identities.grants(authorization, scope), scope),
             bypass=False,
             vary_ok=vary_matches(entry.vary, headers),
             now=now,
-            stale_if_error=settings.cache.stale_if_error,
+            stale_if_error=cache.stale_if_error,
         )
         if decision is not Decision.HIT:
             return None
@@ -146,6 +161,16 @@ class FastLane:
         counted = (scope.label, entry.status)
         self._counted[counted] = self._counted.get(counted, 0) + 1
         return answer
+
+    def _start(self) -> _Parts:
+        """The app's objects, taken once the app has started (its store is made then)."""
+        app = self._app
+        store = app.get(store_key)
+        peek = getattr(store, "peek", None) if store is not None else None
+        parts = _Parts(app[settings_key], peek, app[identities_key], app[clock_key])
+        if store is not None:
+            self._parts = parts
+        return parts
 
     def fold(self, metrics: Metrics) -> None:
         """Put the hits counted since the last fold into `metrics` (at scrape time, and
@@ -218,24 +243,15 @@ def _head(entry: CachedResponse) -> bytes:
     return head.encode("ascii") if head.isascii() else b""
 
 
-def _fields(lines: list[bytes], max_line: int) -> dict[str, str] | None:
-    """The request's fields by lower-case name, or None for anything the lane leaves to
-    aiohttp: a malformed or over-long line, a repeated name, a field it hands over, no
-    `Host`."""
+def _fields(block: str) -> dict[str, str] | None:
+    """The request's fields by lower-case name (their lines already checked by `_HEAD`),
+    or None for anything the lane leaves to aiohttp: a repeated name, a field it hands
+    over, no `Host`."""
     fields: dict[str, str] = {}
-    for line in lines[1:]:
-        if len(line) > max_line:
-            return None
-        match = _FIELD.fullmatch(line)
-        if match is None:
-            return None
-        name = match.group(1).decode("ascii").lower()
+    for line in block.split("\r\n")[:-1]:
+        name, _, value = line.partition(":")
+        name = name.lower()
         if name in fields or name in _HANDED_OVER:
             return None
-        value = match.group(2)
-        fields[name] = value.decode("ascii") if value is not None else ""
+        fields[name] = value.strip(" \t")
     return fields if "host" in fields else None
-
-
-def _bad_percent(query: str) -> bool:
-    return BAD_PERCENT.search(query) is not None
