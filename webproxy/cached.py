@@ -50,6 +50,7 @@ from webproxy.errors import StoreUnavailable, UpstreamError
 from webproxy.fills import Fills
 from webproxy.forward import Fetched, Oversized, fetch, relay, upstream_headers
 from webproxy.logs import throttled
+from webproxy.stores.base import CacheStore
 
 log = logging.getLogger("webproxy.store")
 
@@ -407,17 +408,34 @@ class Fetcher:
             scope=self.scope,
             vary=select_headers(self.vary_source, decision.vary),
         )
-        try:
-            stored = await self.app[store_key].put(
-                self.key,
-                entry,
-                keep=keep_time(decision.ttl, settings.stale_if_error),
-                label=self.scope.label,
-                counters=self.scope.counters,
-                generation=self.generation,
-            )
-        except StoreUnavailable as exc:
-            self.app[metrics_key].store_errors.labels("put").inc()
-            throttled.warning(log, "store unavailable, answer not stored: %s", exc)
-            stored = False
+        keep = keep_time(decision.ttl, settings.stale_if_error)
+        stored = await put_entry(
+            self.app, self.app[store_key], self.key, entry, keep=keep, generation=self.generation
+        )
         return Outcome(fetched, shareable=True, stored=stored, upstream_seconds=seconds)
+
+
+async def put_entry(
+    app: web.Application,
+    store: CacheStore[CachedResponse],
+    key: str,
+    entry: CachedResponse,
+    *,
+    keep: float,
+    generation: tuple[int, ...],
+) -> bool:
+    """Store `entry` under its scope, valid for the generation read at lookup; False when
+    the store refused it (a purge came between) or did not answer (counted, logged)."""
+    try:
+        return await store.put(
+            key,
+            entry,
+            keep=keep,
+            label=entry.scope.label,
+            counters=entry.scope.counters,
+            generation=generation,
+        )
+    except StoreUnavailable as exc:
+        app[metrics_key].store_errors.labels("put").inc()
+        throttled.warning(log, "store unavailable, answer not stored: %s", exc)
+        return False

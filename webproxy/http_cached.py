@@ -64,6 +64,7 @@ from webproxy.cache.policy import (
     remaining_ttl,
 )
 from webproxy.cache.rules import HTTP_RESOURCES, CacheName, Scope
+from webproxy.cached import put_entry
 from webproxy.coalesce import Flights
 from webproxy.errors import StoreUnavailable, UpstreamError
 from webproxy.forward import Fetched, Oversized, fetch, upstream_headers
@@ -388,19 +389,11 @@ class Fill:
         """Kept for revalidation past its freshness: at least `ttl` of this cache, plus
         the stale-if-error window."""
         window = self.app[settings_key].current.cache.stale_if_error
-        try:
-            return await self.app[http_stores_key][self.cache].put(
-                self.key,
-                entry,
-                keep=keep_time(max(entry.ttl, self._ttl), window),
-                label=self.scope.label,
-                counters=self.scope.counters,
-                generation=self.generation,
-            )
-        except StoreUnavailable as exc:
-            self.app[metrics_key].store_errors.labels("put").inc()
-            throttled.warning(log, "store unavailable, answer not stored: %s", exc)
-            return False
+        store = self.app[http_stores_key][self.cache]
+        keep = keep_time(max(entry.ttl, self._ttl), window)
+        return await put_entry(
+            self.app, store, self.key, entry, keep=keep, generation=self.generation
+        )
 
 
 def _kept(headers: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
