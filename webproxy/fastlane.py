@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import re
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -73,8 +74,11 @@ _HANDED_OVER: Final = frozenset(
         "x-method-override",
         "x-original-url",
         "x-rewrite-url",
+        "sec-websocket-key1",  # aiohttp's parser refuses it (an old WebSocket handshake)
     }
 )
+MAX_FIELDS: Final = 64
+"""More fields than this are handed over (aiohttp's parser refuses more than 128)."""
 HEADS_KEPT: Final = 4096
 """Rendered heads kept (one per entry served), dropped all at once past this."""
 
@@ -182,7 +186,7 @@ class FastLane:
 
     def _render(self, entry: CachedResponse, now: float) -> bytes | None:
         head = self._heads.get(id(entry))
-        if head is None or head.entry is not entry:
+        if head is None or head.entry() is not entry:
             if len(self._heads) >= HEADS_KEPT:
                 self._heads.clear()
             head = self._heads[id(entry)] = _Head.of(entry)
@@ -206,7 +210,7 @@ class _Head:
     """What an entry's answers share: the status line and stored headers (`start`, b""
     when the lane must not serve it), and the fields aiohttp adds after `Cache-Status`."""
 
-    entry: CachedResponse
+    entry: weakref.ref[CachedResponse]  # never keeps an entry the store let go of
     start: bytes
     length: str
     content_type: str
@@ -217,7 +221,7 @@ class _Head:
     def of(cls, entry: CachedResponse) -> _Head:
         present = {name.lower() for name, _ in entry.headers}
         return cls(
-            entry=entry,
+            entry=weakref.ref(entry),
             start=_head(entry),
             length=f"Content-Length: {len(entry.body)}\r\n",
             content_type=(
@@ -246,9 +250,12 @@ def _head(entry: CachedResponse) -> bytes:
 def _fields(block: str) -> dict[str, str] | None:
     """The request's fields by lower-case name (their lines already checked by `_HEAD`),
     or None for anything the lane leaves to aiohttp: a repeated name, a field it hands
-    over, no `Host`."""
+    over, more than `MAX_FIELDS`, no `Host`."""
     fields: dict[str, str] = {}
-    for line in block.split("\r\n")[:-1]:
+    lines = block.split("\r\n")[:-1]
+    if len(lines) > MAX_FIELDS:
+        return None
+    for line in lines:
         name, _, value = line.partition(":")
         name = name.lower()
         if name in fields or name in _HANDED_OVER:

@@ -20,7 +20,7 @@ _PREFIX: Final = struct.Struct(">BI")  # format version, length of the JSON meta
 _META_KEYS: Final = frozenset({"status", "headers", "stored_at", "ttl", "scope", "vary"})
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, weakref_slot=True)
 class CachedResponse:
     """One stored answer, as the upstream gave it, with when and for how long it is fresh."""
 
