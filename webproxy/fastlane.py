@@ -13,7 +13,7 @@ or path parameters in the path, method-override fields, a bypass, a miss, an ent
 its TTL, a store that is not in this process (Redis without the local tier), the access
 log switched on (the slow path writes its lines), a body over `answers.PACE`.
 
-The checks are the slow path's own functions: `read_path`, `match_cached`, `build_key`,
+The checks are the slow path's own functions: `read_path`, `match_cached`, `key_of`,
 `IdentityBook.grants` and `may_receive`, the store's entry, `vary_matches`, and the one
 decision `policy.decide_lookup`. Counted as the slow path counts (lookups and requests),
 in plain integers folded into the metrics at scrape time (`FastLane.fold`). Relies on
@@ -46,7 +46,7 @@ from webproxy.appkeys import (
 )
 from webproxy.cache.access import may_receive
 from webproxy.cache.entry import CachedResponse
-from webproxy.cache.keys import build_key, vary_matches, wants_bypass
+from webproxy.cache.keys import key_of, vary_matches, wants_bypass
 from webproxy.cache.policy import Decision, Lookup, age, decide_lookup, remaining_ttl
 from webproxy.cache.routing import read_path
 from webproxy.cache.rules import API_PREFIX, match_cached
@@ -141,7 +141,13 @@ class FastLane:
         if cached is None:
             return None
         scope, keyed_path = cached
-        key = build_key(keyed_path, query, headers)
+        accept, ranges = headers.get("accept"), headers.get("range")
+        key = key_of(
+            keyed_path,
+            query,
+            [accept] if accept is not None else [],
+            [ranges] if ranges is not None else [],
+        )
         if len(key) > cache.max_key_bytes:
             return None
         entry = parts.peek(key, scope.counters)

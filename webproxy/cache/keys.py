@@ -70,7 +70,6 @@ def build_key(path: str, query_string: str, headers: Mapping[str, str]) -> str:
     Anything else is a JSON array ``["<path>?<query>", [accept...], [range...]]``, which
     starts with ``[`` where the common form starts with ``/``, so the two never meet.
     """
-    query = canonical_query(query_string)
     getall = getattr(headers, "getall", None)  # a multidict: every line of a name, quickly
     if getall is not None:
         accept: list[str] = getall("Accept", [])
@@ -83,6 +82,12 @@ def build_key(path: str, query_string: str, headers: Mapping[str, str]) -> str:
                 accept.append(value)
             elif lowered == "range":
                 ranges.append(value)
+    return key_of(path, query_string, accept, ranges)
+
+
+def key_of(path: str, query_string: str, accept: list[str], ranges: list[str]) -> str:
+    """`build_key` from the request's `Accept` and `Range` values (every field line)."""
+    query = canonical_query(query_string)
     if len(accept) < 2 and len(ranges) < 2 and _plain(accept) and _plain(ranges):
         return f"{path}?{query}\n{_field(accept)}\n{_field(ranges)}"
     return json.dumps([f"{path}?{query}", accept, ranges], separators=(",", ":"))
