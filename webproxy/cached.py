@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
 from dataclasses import dataclass, field
 from typing import Final, assert_never
 
@@ -360,14 +359,9 @@ class Fetcher:
         app = self.app
         asked_at = app[identities_key].now()
         limit = app[settings_key].current.cache.max_entry_bytes
-        started = time.perf_counter()
-        try:
+        with app[metrics_key].upstream_call("api") as call:
             fetched = await fetch(app[upstream_key], self.target, self.headers, limit=limit)
-        except UpstreamError as exc:
-            app[metrics_key].upstream_errors.labels(exc.kind).inc()
-            raise
-        seconds = time.perf_counter() - started
-        app[metrics_key].upstream_duration.labels("api").observe(seconds)
+        seconds = call.seconds
         if isinstance(fetched, Oversized):
             self._learn(fetched.response.status, asked_at)
             if not self.keep_open:

@@ -8,7 +8,6 @@ its answer reaches the client.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Sequence
 from functools import partial
 
@@ -113,22 +112,21 @@ async def _exchange(
     write = request.method in WRITE_METHODS
     arrived = partial(ready_for_write, request, raw_path) if write else None
     body = RequestBody(request, BodyLimits.of(server), arrived)
-    started = time.perf_counter()
     try:
-        response = await open_exchange(app[upstream_key], request, upstream_headers(request), body)
+        with app[metrics_key].upstream_call(route_class(raw_path)) as call:
+            response = await open_exchange(
+                app[upstream_key], request, upstream_headers(request), body
+            )
     except RequestIncomplete as exc:
         return await incomplete(request, exc)
     except UpstreamError as exc:
-        app[metrics_key].upstream_errors.labels(exc.kind).inc()
         if exc.sent:  # sent whole, no answer: it may yet apply
             await purge_after_write(request, raw_path, None)
         failure = upstream_failure(request, exc)
         if cache_status is not None:
             failure.headers["Cache-Status"] = cache_status
         return failure
-    seconds = time.perf_counter() - started
-    request[upstream_seconds_key] = seconds
-    app[metrics_key].upstream_duration.labels(route_class(raw_path)).observe(seconds)
+    request[upstream_seconds_key] = call.seconds
     if response.status == 401:
         forget(request)
     await purge_after_write(request, raw_path, response.status)
@@ -148,16 +146,13 @@ async def sign_in(request: web.Request, user_id: str) -> web.StreamResponse:
     asked_at = app[identities_key].now()
     limit = app[settings_key].current.cache.max_sign_in_bytes
     async with app[shares_key].hold(request.remote):
-        started = time.perf_counter()
+        headers = upstream_headers(request, keep=FORWARDED_FOR_CACHING)  # no cookie, say
         try:
-            headers = upstream_headers(request, keep=FORWARDED_FOR_CACHING)  # no cookie, say
-            fetched = await fetch(app[upstream_key], request.raw_path, headers, limit=limit)
+            with app[metrics_key].upstream_call("api") as call:
+                fetched = await fetch(app[upstream_key], request.raw_path, headers, limit=limit)
         except UpstreamError as exc:
-            app[metrics_key].upstream_errors.labels(exc.kind).inc()
             return upstream_failure(request, exc)
-        seconds = time.perf_counter() - started
-        request[upstream_seconds_key] = seconds
-        app[metrics_key].upstream_duration.labels("api").observe(seconds)
+        request[upstream_seconds_key] = call.seconds
         if isinstance(fetched, Oversized):  # too large to read whole: passed on, binds nothing
             if fetched.response.status == 401:
                 forget(request)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final, assert_never
@@ -326,17 +325,12 @@ class Fill:
         headers = CIMultiDict(self.headers)
         if self.expired is not None:
             headers.extend(validators(self.expired.headers))
-        started = time.perf_counter()
-        try:
+        route = "api" if self.cache is CacheName.AUTHMODE else "other"
+        with app[metrics_key].upstream_call(route) as call:
             fetched = await fetch(
                 app[upstream_key], self.target, headers, limit=settings.cache.max_entry_bytes
             )
-        except UpstreamError as exc:
-            app[metrics_key].upstream_errors.labels(exc.kind).inc()
-            raise
-        seconds = time.perf_counter() - started
-        route = "api" if self.cache is CacheName.AUTHMODE else "other"
-        app[metrics_key].upstream_duration.labels(route).observe(seconds)
+        seconds = call.seconds
         if isinstance(fetched, Oversized):
             fetched.close()
             return Filled(None, None, False, False, seconds)

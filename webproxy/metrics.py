@@ -6,6 +6,9 @@ No credential, user id, team id or path ever becomes a label.
 
 from __future__ import annotations
 
+import contextlib
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Final, Literal
 
@@ -13,6 +16,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from webproxy.cache.rules import Resource
+from webproxy.errors import UpstreamError
 
 #: 1 ms to 30 s, roughly doubling: resolves a cache-speed answer and a stuck upstream alike.
 UPSTREAM_BUCKETS: Final = (
@@ -112,6 +116,20 @@ class Metrics:
             )
         child.inc(amount)
 
+    @contextlib.contextmanager
+    def upstream_call(self, route: str) -> Iterator[UpstreamCall]:
+        """Time one call to Finesse (to its answer's head) and count it, or count how it
+        failed: every upstream call of the proxy goes through here."""
+        call = UpstreamCall()
+        started = time.perf_counter()
+        try:
+            yield call
+        except UpstreamError as exc:
+            self.upstream_errors.labels(exc.kind).inc()
+            raise
+        call.seconds = time.perf_counter() - started
+        self.upstream_duration.labels(route).observe(call.seconds)
+
     def set_stored(self, resource: Resource, entries: int, size: int) -> None:
         """The entries and bytes gauges of one resource."""
         self.entries.labels(resource.cache, resource).set(entries)
@@ -124,6 +142,15 @@ class Metrics:
             child = self.requests.labels(route, str(status))
             self._request_children[(route, status)] = child
         child.inc(amount)
+
+
+class UpstreamCall:
+    """What `Metrics.upstream_call` measured: seconds to the answer's head."""
+
+    __slots__ = ("seconds",)
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
 
 
 def group_registry(metrics_dir: str) -> CollectorRegistry:
