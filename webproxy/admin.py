@@ -13,15 +13,7 @@ from typing import Final
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from webproxy.appkeys import (
-    identities_key,
-    metrics_key,
-    settings_key,
-    source_key,
-    store_key,
-    upstream_key,
-    worker_key,
-)
+from webproxy.appkeys import services_key
 from webproxy.cache.rules import (
     REST_RESOURCES,
     CacheName,
@@ -33,9 +25,7 @@ from webproxy.cache.rules import (
     valid_team_id,
 )
 from webproxy.errors import ConfigError, StoreUnavailable, UpstreamError
-from webproxy.fastlane import fast_lane_key
 from webproxy.forward import upstream_errors
-from webproxy.http_cached import http_stores_key
 from webproxy.identities import IdentityBook
 from webproxy.logs import configure_logging
 from webproxy.metrics import group_registry, read_cache_view
@@ -59,16 +49,22 @@ async def clear_cache(request: web.Request) -> web.Response:
     except ValueError as exc:
         return web.json_response({"error": str(exc)}, status=400)
     for cache, purge in purges:
-        store = app[store_key] if cache is CacheName.REST else app[http_stores_key][cache]
+        store = (
+            app[services_key].store
+            if cache is CacheName.REST
+            else app[services_key].http_stores[cache]
+        )
         try:
             await store.purge(purge.counter)
         except StoreUnavailable as exc:
-            app[metrics_key].store_errors.labels("purge").inc()
+            app[services_key].metrics.store_errors.labels("purge").inc()
             log.warning("admin clear of %s owed until the store answers: %s", purge.counter, exc)
             return web.json_response({"error": "store unavailable; the clear is owed"}, status=503)
-    app[metrics_key].purges.labels(PurgeReason.ADMIN).inc()  # one clear, however many bumps
+    app[services_key].metrics.purges.labels(
+        PurgeReason.ADMIN
+    ).inc()  # one clear, however many bumps
     if any(cache is CacheName.REST for cache, _ in purges):
-        _forget_identities(app[identities_key], query.get("team"), query)
+        _forget_identities(app[services_key].identities, query.get("team"), query)
     log.info("cache cleared by admin: %s", cleared)
     return web.json_response({"cleared": cleared})
 
@@ -131,7 +127,7 @@ def _purge_for(team: str | None, resource: str | None) -> tuple[list[Purge], dic
 
 def _refuse_unauthorised(request: web.Request) -> web.Response | None:
     """With a token: `Bearer <token>` or 401. Without: loopback clients only."""
-    token = request.app[settings_key].current.admin.token
+    token = request.app[services_key].settings.admin.token
     if token is not None:
         given = request.headers.get("Authorization", "")
         expected = f"Bearer {token.reveal()}"
@@ -163,10 +159,10 @@ async def reload_route(request: web.Request) -> web.Response:
         return refused
     app = request.app
     try:
-        if app[worker_key] is None:
+        if app[services_key].worker is None:
             done = reload_settings(app)
         else:  # every worker must reload: the supervisor passes SIGHUP on to each
-            done = plan_reload(app[settings_key].current, app[source_key]())
+            done = plan_reload(app[services_key].settings, app[services_key].source())
             os.kill(os.getppid(), signal.SIGHUP)
     except ConfigError as exc:
         problems = {"error": "configuration refused", "problems": exc.problems}
@@ -179,9 +175,9 @@ def reload_settings(app: web.Application) -> Reload:
 
     A configuration with problems changes nothing (logged, and raised for the caller).
     """
-    live = app[settings_key]
+    live = app[services_key].live
     try:
-        wanted = app[source_key]()
+        wanted = app[services_key].source()
     except ConfigError as exc:
         log.error("reload refused, nothing changed:\n%s", exc)
         raise
@@ -228,7 +224,7 @@ async def cache_stats(request: web.Request) -> web.Response:
     hits, misses = _hits_and_misses(view.lookups.values())
     return web.json_response(
         {
-            "backend": request.app[settings_key].current.store.backend,
+            "backend": request.app[services_key].settings.store.backend,
             "entries": sum(view.entries.values()),
             "bytes": sum(view.bytes.values()),
             "hits": hits,
@@ -258,8 +254,10 @@ async def metrics_page(request: web.Request) -> web.Response:
 
 
 def _registry(app: web.Application) -> CollectorRegistry:
-    worker = app[worker_key]
-    return app[metrics_key].registry if worker is None else group_registry(worker.metrics_dir)
+    worker = app[services_key].worker
+    return (
+        app[services_key].metrics.registry if worker is None else group_registry(worker.metrics_dir)
+    )
 
 
 async def refresh_gauges(app: web.Application, *, store: bool = True) -> bool:
@@ -267,12 +265,15 @@ async def refresh_gauges(app: web.Application, *, store: bool = True) -> bool:
 
     False when the store did not answer (its gauges keep their last values).
     """
-    metrics = app[metrics_key]
-    app[fast_lane_key].fold(metrics)
-    metrics.identities.set(len(app[identities_key]))
+    metrics = app[services_key].metrics
+    app[services_key].fast_lane.fold(metrics)
+    metrics.identities.set(len(app[services_key].identities))
     if not store:
         return True
-    stores = {id(each): each for each in (app[store_key], *app[http_stores_key].stores.values())}
+    stores = {
+        id(each): each
+        for each in (app[services_key].store, *app[services_key].http_stores.stores.values())
+    }
     by_label: dict[str, LabelStats] = {}
     try:
         for each in stores.values():
@@ -293,7 +294,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def readyz(request: web.Request) -> web.Response:
     """200 when the upstream answers at all (any HTTP status) and the store answers."""
-    upstream = request.app[upstream_key]
+    upstream = request.app[services_key].upstream
     problems: dict[str, str] = {}
     try:
         with upstream_errors():
@@ -304,7 +305,7 @@ async def readyz(request: web.Request) -> web.Response:
     except UpstreamError as exc:
         problems["upstream"] = str(exc)
     try:
-        await request.app[store_key].ping()
+        await request.app[services_key].store.ping()
     except StoreUnavailable as exc:
         problems["store"] = str(exc)
     if problems:

@@ -25,44 +25,18 @@ from webproxy.admin import (
     reload_route,
 )
 from webproxy.answers import client_gone, refuse
-from webproxy.appkeys import (
-    Clock,
-    LiveSettings,
-    SettingsSource,
-    Worker,
-    clock_key,
-    identities_key,
-    long_shares_key,
-    metrics_key,
-    repurges_key,
-    settings_key,
-    shares_key,
-    source_key,
-    store_key,
-    upstream_key,
-    websockets_key,
-    worker_key,
-)
+from webproxy.appkeys import Clock, LiveSettings, Services, SettingsSource, Worker, services_key
 from webproxy.cache.entry import CachedResponse, allocated, decode_entry, encode_entry
-from webproxy.cached import Outcome, fills_key, flights_key
+from webproxy.cached import Outcome
 from webproxy.coalesce import Flights
 from webproxy.config import Settings, StoreSettings
 from webproxy.errors import ClientGone, TooManyForClient
-from webproxy.fastlane import FastLane, fast_lane_key
+from webproxy.fastlane import FastLane
 from webproxy.fills import Fills
 from webproxy.fleet import Event, EventKind
 from webproxy.forward import make_upstream
 from webproxy.handler import proxy, purge, route_class
-from webproxy.http_cached import (
-    SCOPES,
-    Filled,
-    HttpStores,
-    Passes,
-    http_flights_key,
-    http_passes_key,
-    http_settings,
-    http_stores_key,
-)
+from webproxy.http_cached import SCOPES, Filled, HttpStores, Passes, http_settings
 from webproxy.identities import IdentityBook
 from webproxy.intake import refusal
 from webproxy.log_control import set_log, show_log
@@ -105,7 +79,7 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     form); one rather than three, because aiohttp wraps each middleware around the
     handler anew on every request, cache hits included.
     """
-    refused = refusal(request, request.app[settings_key].current.server.max_body_bytes)
+    refused = refusal(request, request.app[services_key].settings.server.max_body_bytes)
     response: web.StreamResponse
     if refused is not None:
         response = refused
@@ -113,7 +87,9 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
             response = await handler(request)
         except web.HTTPException as exc:
-            request.app[metrics_key].count_request(route_class(request.raw_path), exc.status)
+            request.app[services_key].metrics.count_request(
+                route_class(request.raw_path), exc.status
+            )
             raise
         except TooManyForClient as exc:
             response = refuse(429, f"too many requests from this address in progress ({exc})")
@@ -123,7 +99,7 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         except Exception:
             response = _internal_error(request)
     route = "websocket" if response.status == 101 else route_class(request.raw_path)
-    request.app[metrics_key].count_request(route, response.status)
+    request.app[services_key].metrics.count_request(route, response.status)
     return response
 
 
@@ -169,31 +145,33 @@ def make_proxy_app(
         middlewares=[guard],
         client_max_size=settings.server.max_body_bytes,
     )
-    app[settings_key] = LiveSettings(settings)
     shared_store = settings.store.backend == "redis"
     metrics = Metrics(registry if registry is not None else CollectorRegistry(), shared_store)
-    app[metrics_key] = metrics
-    app[worker_key] = worker
-    app[clock_key] = clock
-    app[source_key] = source if source is not None else (lambda: settings)
-    app[websockets_key] = weakref.WeakSet()
+    services = Services(
+        live=LiveSettings(settings),
+        metrics=metrics,
+        clock=clock,
+        source=source if source is not None else (lambda: settings),
+        worker=worker,
+        identities=IdentityBook(
+            settings.cache.identity_ttl,
+            key=identity_key(settings, worker),
+            events=worker.identity_events if worker is not None else None,
+        ),
+        shares=Shares(
+            settings.server.max_upstream_per_client, wait=settings.upstream.connect_timeout
+        ),
+        long_shares=Shares(
+            settings.server.max_long_lived_per_client, wait=settings.upstream.connect_timeout
+        ),
+        flights=Flights[Outcome](),
+        fills=Fills(),
+        http_flights=Flights[Filled](),
+        passes=Passes(),
+    )
+    services.fast_lane = FastLane(services)
+    app[services_key] = services
     app.on_shutdown.append(_close_websockets)
-    app[identities_key] = IdentityBook(
-        settings.cache.identity_ttl,
-        key=identity_key(settings, worker),
-        events=worker.identity_events if worker is not None else None,
-    )
-    app[flights_key] = Flights[Outcome]()
-    app[fills_key] = Fills()
-    app[http_flights_key] = Flights[Filled]()
-    app[http_passes_key] = Passes()
-    app[fast_lane_key] = FastLane(app)
-    app[shares_key] = Shares(
-        settings.server.max_upstream_per_client, wait=settings.upstream.connect_timeout
-    )
-    app[long_shares_key] = Shares(
-        settings.server.max_long_lived_per_client, wait=settings.upstream.connect_timeout
-    )
     app.cleanup_ctx.append(_upstream_ctx)
     app.cleanup_ctx.append(_store_ctx)
     app.cleanup_ctx.append(_repurges_ctx)
@@ -211,7 +189,7 @@ def make_admin_app(proxy_app: web.Application) -> web.Application:
     It serves the objects `proxy_app` owns, so start the proxy app first.
     """
     app = web.Application(middlewares=[last_resort])
-    app.on_startup.append(_share_from(proxy_app))
+    app[services_key] = proxy_app[services_key]
     app.router.add_post("/admin/cache/clear", clear_cache)
     app.router.add_post("/admin/reload", reload_route)
     app.router.add_get("/admin/cache", cache_stats)
@@ -224,18 +202,18 @@ def make_admin_app(proxy_app: web.Application) -> web.Application:
 
 
 async def _upstream_ctx(app: web.Application) -> AsyncIterator[None]:
-    settings = app[settings_key].current
+    settings = app[services_key].settings
     upstream = make_upstream(settings.upstream)
-    app[upstream_key] = upstream
+    app[services_key].upstream = upstream
     yield
     await upstream.close()
 
 
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
-    store = app[settings_key].current.store
+    store = app[services_key].settings.store
     if store.backend == "memory":
-        worker = app[worker_key]
-        settings = app[settings_key].current
+        worker = app[services_key].worker
+        settings = app[services_key].settings
 
         def memory(max_bytes: int) -> MemoryStore[CachedResponse]:
             return MemoryStore[CachedResponse](
@@ -245,8 +223,8 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
                 max_entry_bytes=settings.cache.max_entry_bytes,
             )
 
-        app[store_key] = memory(store.max_bytes)
-        app[http_stores_key] = HttpStores(
+        app[services_key].store = memory(store.max_bytes)
+        app[services_key].http_stores = HttpStores(
             {cache: memory(http_settings(settings, cache).max_bytes) for cache in SCOPES}
         )
         yield
@@ -257,15 +235,15 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
         prefix=store.key_prefix,
         encode=encode_entry,
         decode=decode_entry,
-        max_entry_bytes=app[settings_key].current.cache.max_entry_bytes,
+        max_entry_bytes=app[services_key].settings.cache.max_entry_bytes,
     )
     lost = partial(shared.owe_clear, "event subscription lost (a failover may lose a purge)")
     events = RedisEvents(clients, prefix=store.key_prefix, lost=lost)
-    identities, fills = app[identities_key], app[fills_key]
+    identities, fills = app[services_key].identities, app[services_key].fills
     identities.broadcast = fills.publish = events.publish
     tier = _local_tier(shared, store)
-    app[store_key] = shared if tier is None else tier
-    app[http_stores_key] = HttpStores(dict.fromkeys(SCOPES, app[store_key]))
+    app[services_key].store = shared if tier is None else tier
+    app[services_key].http_stores = HttpStores(dict.fromkeys(SCOPES, app[services_key].store))
 
     def deliver(event: Event) -> None:
         if event.kind is EventKind.FILLED:
@@ -298,7 +276,7 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
         if tier is not None:
             tier.publish = None
         await events.close()
-        await app[store_key].close()
+        await app[services_key].store.close()
         await clients.aclose()
 
 
@@ -317,7 +295,7 @@ async def _repurges_ctx(app: web.Application) -> AsyncIterator[None]:
     """Delayed purges, cancelled at shutdown (a restart starts with nothing to owe: with
     the memory store nothing survives it, and Redis keeps the first purge)."""
     repurges = Repurges(lambda purges: purge(app, purges))
-    app[repurges_key] = repurges
+    app[services_key].repurges = repurges
     yield
     await repurges.close()
 
@@ -325,7 +303,7 @@ async def _repurges_ctx(app: web.Application) -> AsyncIterator[None]:
 async def _gauges_ctx(app: web.Application) -> AsyncIterator[None]:
     """In a worker group, each worker keeps its gauges current for a scrape of any other
     (its memory store's entries; a shared Redis store is read by whichever is scraped)."""
-    own_store = app[settings_key].current.store.backend == "memory"
+    own_store = app[services_key].settings.store.backend == "memory"
 
     async def refresh() -> None:
         while True:
@@ -341,7 +319,7 @@ async def _gauges_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _close_websockets(app: web.Application) -> None:
     """At shutdown, relayed WebSockets are told the proxy is going away (1001)."""
-    sockets: weakref.WeakSet[web.WebSocketResponse] = app[websockets_key]
+    sockets: weakref.WeakSet[web.WebSocketResponse] = app[services_key].websockets
     for socket in list(sockets):
         await socket.close(code=GOING_AWAY, message=b"webproxy shutting down")
 
@@ -360,21 +338,3 @@ def identity_key(settings: Settings, worker: Worker | None) -> bytes | None:
 def entry_cost(key: str, entry: CachedResponse) -> int:
     """What keeping `entry` under `key` costs the memory store, in bytes of memory."""
     return HELD_OVERHEAD + allocated(key) + entry.footprint
-
-
-def _share_from(proxy_app: web.Application) -> Callable[[web.Application], Awaitable[None]]:
-    async def share(app: web.Application) -> None:
-        app[settings_key] = proxy_app[settings_key]
-        app[upstream_key] = proxy_app[upstream_key]
-        app[store_key] = proxy_app[store_key]
-        app[http_stores_key] = proxy_app[http_stores_key]
-        app[fast_lane_key] = proxy_app[fast_lane_key]
-        app[identities_key] = proxy_app[identities_key]
-        app[metrics_key] = proxy_app[metrics_key]
-        app[clock_key] = proxy_app[clock_key]
-        app[source_key] = proxy_app[source_key]
-        app[worker_key] = proxy_app[worker_key]
-        app[shares_key] = proxy_app[shares_key]
-        app[long_shares_key] = proxy_app[long_shares_key]
-
-    return share

@@ -1,15 +1,17 @@
-"""Typed keys for the objects the proxy and admin applications share."""
+"""The objects the proxy and admin applications share (`Services`), and the request keys."""
 
 from __future__ import annotations
 
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from webproxy.cache.entry import CachedResponse
 from webproxy.cache.policy import Lookup
+from webproxy.coalesce import Flights
 from webproxy.config import Settings
 from webproxy.fleet import IdentityEvents
 from webproxy.forward import Upstream
@@ -19,6 +21,12 @@ from webproxy.metrics import Metrics
 from webproxy.repurge import Repurges
 from webproxy.shares import Shares
 from webproxy.stores.base import CacheStore, Generations
+
+if TYPE_CHECKING:  # these modules read `services_key`: their types only
+    from webproxy.cached import Outcome
+    from webproxy.fastlane import FastLane
+    from webproxy.fills import Fills
+    from webproxy.http_cached import Filled, HttpStores, Passes
 
 
 class LiveSettings:
@@ -47,18 +55,39 @@ class Worker:
 #: Wall-clock seconds (`time.time`); tests pass a hand-moved clock.
 Clock = Callable[[], float]
 
-settings_key = web.AppKey("settings", LiveSettings)
-upstream_key = web.AppKey("upstream", Upstream)
-store_key = web.AppKey("store", CacheStore[CachedResponse])
-identities_key = web.AppKey("identities", IdentityBook)
-metrics_key = web.AppKey("metrics", Metrics)
-clock_key: web.AppKey[Clock] = web.AppKey("clock")
-source_key: web.AppKey[SettingsSource] = web.AppKey("settings_source")
-worker_key: web.AppKey[Worker | None] = web.AppKey("worker")
-shares_key = web.AppKey("shares", Shares)
-long_shares_key = web.AppKey("long_shares", Shares)  # long polls' and WebSockets' pool
-repurges_key = web.AppKey("repurges", Repurges)
-websockets_key = web.AppKey("websockets", weakref.WeakSet[web.WebSocketResponse])
+
+@dataclass(eq=False, slots=True)
+class Services:
+    """The objects the request path, the fast lane and the admin app share: one typed
+    record, built with the proxy app (`app.make_proxy_app`), read through one key."""
+
+    live: LiveSettings
+    metrics: Metrics
+    clock: Clock
+    source: SettingsSource
+    worker: Worker | None
+    identities: IdentityBook
+    shares: Shares  # each client's share of the upstream pool
+    long_shares: Shares  # long polls' and WebSockets' pool
+    flights: Flights[Outcome]  # REST misses in flight, one fetch each
+    fills: Fills  # REST fills claimed across the fleet
+    http_flights: Flights[Filled]  # the HTTP caches' fills in flight
+    passes: Passes  # the HTTP caches' keys to forward at once
+    websockets: weakref.WeakSet[web.WebSocketResponse] = field(default_factory=weakref.WeakSet)
+    fast_lane: FastLane = field(init=False)  # made with these services, which it reads
+    # made as the app starts (its cleanup contexts), before it serves:
+    upstream: Upstream = field(init=False)
+    store: CacheStore[CachedResponse] = field(init=False)
+    http_stores: HttpStores = field(init=False)
+    repurges: Repurges = field(init=False)
+
+    @property
+    def settings(self) -> Settings:
+        """The settings in force now (a reload swaps them)."""
+        return self.live.current
+
+
+services_key = web.AppKey("services", Services)
 
 #: Per request, for the access log: what the cache did, and time spent waiting on Finesse.
 cache_result_key = web.RequestKey("cache_result", Lookup)

@@ -16,17 +16,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from webproxy.answers import answer_fetched, paced, upstream_failure
-from webproxy.appkeys import (
-    cache_result_key,
-    clock_key,
-    identities_key,
-    metrics_key,
-    settings_key,
-    shares_key,
-    store_key,
-    upstream_key,
-    upstream_seconds_key,
-)
+from webproxy.appkeys import cache_result_key, services_key, upstream_seconds_key
 from webproxy.cache.access import may_receive
 from webproxy.cache.entry import CachedResponse
 from webproxy.cache.keys import build_key, select_headers, vary_matches, wants_bypass
@@ -44,9 +34,7 @@ from webproxy.cache.policy import (
     remaining_ttl,
 )
 from webproxy.cache.rules import Scope
-from webproxy.coalesce import Flights
 from webproxy.errors import StoreUnavailable, UpstreamError
-from webproxy.fills import Fills
 from webproxy.forward import Fetched, Oversized, fetch, relay, upstream_headers
 from webproxy.logs import throttled
 from webproxy.stores.base import CacheStore
@@ -70,10 +58,6 @@ class Outcome:
     collapsed: bool = False  # another process's fetch filled it (see `webproxy.fills`)
 
 
-flights_key = web.AppKey("flights", Flights[Outcome])
-fills_key = web.AppKey("fills", Fills)
-
-
 async def serve_cached(
     request: web.Request, scope: Scope, path: str, query: str
 ) -> web.StreamResponse:
@@ -81,17 +65,17 @@ async def serve_cached(
     two queries Finesse reads apart never share a key)."""
     app = request.app
     key = build_key(path, query, request.headers)
-    if len(key) > app[settings_key].current.cache.max_key_bytes:
+    if len(key) > app[services_key].settings.cache.max_key_bytes:
         return await _fetch_alone(request, scope, key, None, Lookup.UNCACHEABLE, False)
     bypass = wants_bypass(query)
     allowed = _allowed(request, scope)
     try:
-        found = await app[store_key].get(key, scope.counters)
+        found = await app[services_key].store.get(key, scope.counters)
     except StoreUnavailable as exc:
-        app[metrics_key].store_errors.labels("get").inc()
+        app[services_key].metrics.store_errors.labels("get").inc()
         throttled.warning(log, "store unavailable, forwarding uncached: %s", exc)
         return await _fetch_alone(request, scope, key, None, Lookup.UNCACHEABLE, False)
-    entry, now = found.value, app[clock_key]()
+    entry, now = found.value, app[services_key].clock()
     decision = decide_lookup(
         entry,
         allowed=allowed,
@@ -119,7 +103,7 @@ async def serve_cached(
 
 def note_lookup(request: web.Request, scope: Scope, lookup: Lookup) -> None:
     """Count the lookup, and tell the access log what the cache did."""
-    request.app[metrics_key].count_lookup(scope.label, lookup)
+    request.app[services_key].metrics.count_lookup(scope.label, lookup)
     request[cache_result_key] = lookup
 
 
@@ -136,16 +120,16 @@ async def _fetch_shared(
 ) -> web.StreamResponse:
     """A miss: join the flight for this key and generation, or lead one."""
     app = request.app
-    flights = app[flights_key]
+    flights = app[services_key].flights
     flight = (key, generation)
-    shared = await flights.join(flight, patience=app[settings_key].current.cache.coalesce_timeout)
+    shared = await flights.join(flight, patience=app[services_key].settings.cache.coalesce_timeout)
     if (
         shared is not None
         and shared.shareable
         and isinstance(shared.fetched, Fetched)
         and _allowed(request, scope)
     ):
-        app[metrics_key].coalesced.inc()
+        app[services_key].metrics.coalesced.inc()
         note_lookup(request, scope, Lookup.MISS)
         status = cache_status(Lookup.MISS, fwd_status=shared.fetched.status, detail="collapsed")
         return answer_fetched(shared.fetched, status)
@@ -173,7 +157,7 @@ async def _fetch_alone(
 
     Streams an answer over `cache.max_entry_bytes` as it arrives (not stored).
     """
-    async with request.app[shares_key].hold(request.remote):
+    async with request.app[services_key].shares.hold(request.remote):
         try:
             outcome = await _fetcher(request, scope, key, generation, keep_open=True)()
         except UpstreamError as exc:
@@ -206,14 +190,14 @@ async def _answer_outcome(
     request[upstream_seconds_key] = outcome.upstream_seconds
     detail = "key-too-long" if lookup is Lookup.UNCACHEABLE and key_too_long(request, key) else None
     if outcome.collapsed:
-        request.app[metrics_key].coalesced.inc()
+        request.app[services_key].metrics.coalesced.inc()
         detail = "collapsed"
     value = cache_status(lookup, stored=outcome.stored, fwd_status=status, detail=detail)
     return answer_fetched(fetched, value)
 
 
 def key_too_long(request: web.Request, key: str) -> bool:
-    return len(key) > request.app[settings_key].current.cache.max_key_bytes
+    return len(key) > request.app[services_key].settings.cache.max_key_bytes
 
 
 async def _failed(
@@ -236,10 +220,10 @@ async def _stale_answer(
     it: never served), if still within the window and the caller still may have it."""
     app = request.app
     try:
-        found = await app[store_key].get(key, scope.counters)
+        found = await app[services_key].store.get(key, scope.counters)
     except StoreUnavailable:
         return None
-    entry, now = found.value, app[clock_key]()
+    entry, now = found.value, app[services_key].clock()
     if entry is None or not _allowed(request, scope):
         return None
     match freshness(entry, now, _window(request)):
@@ -260,11 +244,11 @@ async def _stale_answer(
 def _allowed(request: web.Request, scope: Scope) -> bool:
     """May this request's credential receive `scope`, by what Finesse has said so far?"""
     authorization = request.headers.get("Authorization")
-    return may_receive(request.app[identities_key].grants(authorization, scope), scope)
+    return may_receive(request.app[services_key].identities.grants(authorization, scope), scope)
 
 
 def _window(request: web.Request) -> float:
-    return request.app[settings_key].current.cache.stale_if_error
+    return request.app[services_key].settings.cache.stale_if_error
 
 
 def _fetcher(
@@ -316,8 +300,8 @@ class Fetcher:
 
     async def _claimed(self) -> Outcome:
         app = self.app
-        store, fills = app[store_key], app[fills_key]
-        settings = app[settings_key].current
+        store, fills = app[services_key].store, app[services_key].fills
+        settings = app[services_key].settings
         claimed: str | None = None  # our claim's token, to give back
         try:
             if self.generation is not None:  # None: the store is down, it fetches alone
@@ -331,7 +315,7 @@ class Fetcher:
                     collapsed = await self._filled_by_another()
                     if collapsed is not None:
                         return collapsed
-            async with app[shares_key].hold(self.remote):
+            async with app[services_key].shares.hold(self.remote):
                 return await self._fetch()
         finally:
             if claimed is not None:
@@ -343,11 +327,11 @@ class Fetcher:
         """What another process stored for this key, if usable by this flight: valid for
         the current generations, fresh, and of the same Vary values."""
         try:
-            found = await self.app[store_key].get(self.key, self.scope.counters)
+            found = await self.app[services_key].store.get(self.key, self.scope.counters)
         except StoreUnavailable:
             return None
         entry = found.value
-        now = self.app[clock_key]()
+        now = self.app[services_key].clock()
         if entry is None or freshness(entry, now, 0.0) is not Freshness.FRESH:
             return None
         if not vary_matches(entry.vary, self.vary_source):
@@ -357,10 +341,12 @@ class Fetcher:
 
     async def _fetch(self) -> Outcome:
         app = self.app
-        asked_at = app[identities_key].now()
-        limit = app[settings_key].current.cache.max_entry_bytes
-        with app[metrics_key].upstream_call("api") as call:
-            fetched = await fetch(app[upstream_key], self.target, self.headers, limit=limit)
+        asked_at = app[services_key].identities.now()
+        limit = app[services_key].settings.cache.max_entry_bytes
+        with app[services_key].metrics.upstream_call("api") as call:
+            fetched = await fetch(
+                app[services_key].upstream, self.target, self.headers, limit=limit
+            )
         seconds = call.seconds
         if isinstance(fetched, Oversized):
             self._learn(fetched.response.status, asked_at)
@@ -373,14 +359,14 @@ class Fetcher:
     def _learn(self, status: int, asked_at: float) -> None:
         if self.authorization is None:
             return
-        identities = self.app[identities_key]
+        identities = self.app[services_key].identities
         if status == 401:
             identities.forget(self.authorization)
         elif 200 <= status < 300:
             identities.approve(self.authorization, self.scope, asked_at=asked_at)
 
     async def _store(self, fetched: Fetched, seconds: float) -> Outcome:
-        settings = self.app[settings_key].current.cache
+        settings = self.app[services_key].settings.cache
         decision = decide_storage(
             "GET",
             fetched.status,
@@ -397,14 +383,19 @@ class Fetcher:
                 (k, v) for k, v in fetched.headers.items() if k.lower() not in NOT_STORED
             ),
             body=fetched.body,
-            stored_at=self.app[clock_key](),
+            stored_at=self.app[services_key].clock(),
             ttl=decision.ttl,
             scope=self.scope,
             vary=select_headers(self.vary_source, decision.vary),
         )
         keep = keep_time(decision.ttl, settings.stale_if_error)
         stored = await put_entry(
-            self.app, self.app[store_key], self.key, entry, keep=keep, generation=self.generation
+            self.app,
+            self.app[services_key].store,
+            self.key,
+            entry,
+            keep=keep,
+            generation=self.generation,
         )
         return Outcome(fetched, shareable=True, stored=stored, upstream_seconds=seconds)
 
@@ -430,6 +421,6 @@ async def put_entry(
             generation=generation,
         )
     except StoreUnavailable as exc:
-        app[metrics_key].store_errors.labels("put").inc()
+        app[services_key].metrics.store_errors.labels("put").inc()
         throttled.warning(log, "store unavailable, answer not stored: %s", exc)
         return False

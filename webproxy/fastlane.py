@@ -31,19 +31,11 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Final
 
-from aiohttp import web
 from aiohttp.helpers import rfc822_formatted_time
 from aiohttp.http import SERVER_SOFTWARE
 
 from webproxy.answers import PACE
-from webproxy.appkeys import (
-    Clock,
-    LiveSettings,
-    clock_key,
-    identities_key,
-    settings_key,
-    store_key,
-)
+from webproxy.appkeys import Clock, LiveSettings, Services
 from webproxy.cache.access import may_receive
 from webproxy.cache.entry import CachedResponse
 from webproxy.cache.keys import key_of, vary_matches, wants_bypass
@@ -100,8 +92,8 @@ class _Parts:
 class FastLane:
     """Answers fresh hits from the app's objects; one per proxy app."""
 
-    def __init__(self, app: web.Application) -> None:
-        self._app = app
+    def __init__(self, services: Services) -> None:
+        self._services = services
         self._heads: dict[int, _Head] = {}
         self.hits = 0  # answered here, in all
         self._counted: dict[tuple[str, int], int] = {}  # (resource, status): not yet in metrics
@@ -173,11 +165,11 @@ class FastLane:
         return answer
 
     def _start(self) -> _Parts:
-        """The app's objects, taken once the app has started (its store is made then)."""
-        app = self._app
-        store = app.get(store_key)
+        """The services' objects, taken once the app has started (its store is made then)."""
+        services = self._services
+        store = getattr(services, "store", None)
         peek = getattr(store, "peek", None) if store is not None else None
-        parts = _Parts(app[settings_key], peek, app[identities_key], app[clock_key])
+        parts = _Parts(services.live, peek, services.identities, services.clock)
         if store is not None:
             self._parts = parts
         return parts
@@ -208,7 +200,6 @@ class FastLane:
 
 
 CRLF: Final = "\r\n"
-fast_lane_key = web.AppKey("fast_lane", FastLane)
 
 
 @dataclass(frozen=True, slots=True)

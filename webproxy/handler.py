@@ -14,17 +14,7 @@ from functools import partial
 from aiohttp import web
 
 from webproxy.answers import answer_fetched, incomplete, upstream_failure
-from webproxy.appkeys import (
-    identities_key,
-    long_shares_key,
-    metrics_key,
-    repurges_key,
-    settings_key,
-    shares_key,
-    store_key,
-    upstream_key,
-    upstream_seconds_key,
-)
+from webproxy.appkeys import services_key, upstream_seconds_key
 from webproxy.cache.http import http_cache_for
 from webproxy.cache.routing import read_path
 from webproxy.cache.rules import (
@@ -57,7 +47,7 @@ log = logging.getLogger("webproxy.upstream")
 
 async def proxy(request: web.Request) -> web.StreamResponse:
     """Cached resources first (the hot path), then sign-in reads, upgrades, everything else."""
-    settings = request.app[settings_key].current
+    settings = request.app[services_key].settings
     raw_path, _, query = request.raw_path.partition("?")
     if request.method == "GET" and settings.cache.enabled:
         path = read_path(raw_path)
@@ -75,9 +65,9 @@ async def proxy(request: web.Request) -> web.StreamResponse:
                     return served
                 return await forward(request, raw_path, cache_status=served.cache_status)
     if is_websocket_upgrade(request):
-        async with request.app[long_shares_key].hold(request.remote):
+        async with request.app[services_key].long_shares.hold(request.remote):
             try:
-                return await relay_websocket(request, request.app[upstream_key])
+                return await relay_websocket(request, request.app[services_key].upstream)
             except UpstreamError as exc:
                 return upstream_failure(request, exc)
     return await forward(request, raw_path)
@@ -97,10 +87,10 @@ async def forward(
     """
     app = request.app
     if long_lived(raw_path):
-        async with app[long_shares_key].hold(request.remote):
-            with app[metrics_key].open_connections.labels("longpoll").track_inprogress():
+        async with app[services_key].long_shares.hold(request.remote):
+            with app[services_key].metrics.open_connections.labels("longpoll").track_inprogress():
                 return await _exchange(request, raw_path, cache_status)
-    async with app[shares_key].hold(request.remote):
+    async with app[services_key].shares.hold(request.remote):
         return await _exchange(request, raw_path, cache_status)
 
 
@@ -108,14 +98,14 @@ async def _exchange(
     request: web.Request, raw_path: str, cache_status: str | None = None
 ) -> web.StreamResponse:
     app = request.app
-    server = app[settings_key].current.server
+    server = app[services_key].settings.server
     write = request.method in WRITE_METHODS
     arrived = partial(ready_for_write, request, raw_path) if write else None
     body = RequestBody(request, BodyLimits.of(server), arrived)
     try:
-        with app[metrics_key].upstream_call(route_class(raw_path)) as call:
+        with app[services_key].metrics.upstream_call(route_class(raw_path)) as call:
             response = await open_exchange(
-                app[upstream_key], request, upstream_headers(request), body
+                app[services_key].upstream, request, upstream_headers(request), body
             )
     except RequestIncomplete as exc:
         return await incomplete(request, exc)
@@ -143,13 +133,15 @@ async def sign_in(request: web.Request, user_id: str) -> web.StreamResponse:
     """
     app = request.app
     authorization = request.headers["Authorization"]
-    asked_at = app[identities_key].now()
-    limit = app[settings_key].current.cache.max_sign_in_bytes
-    async with app[shares_key].hold(request.remote):
+    asked_at = app[services_key].identities.now()
+    limit = app[services_key].settings.cache.max_sign_in_bytes
+    async with app[services_key].shares.hold(request.remote):
         headers = upstream_headers(request, keep=FORWARDED_FOR_CACHING)  # no cookie, say
         try:
-            with app[metrics_key].upstream_call("api") as call:
-                fetched = await fetch(app[upstream_key], request.raw_path, headers, limit=limit)
+            with app[services_key].metrics.upstream_call("api") as call:
+                fetched = await fetch(
+                    app[services_key].upstream, request.raw_path, headers, limit=limit
+                )
         except UpstreamError as exc:
             return upstream_failure(request, exc)
         request[upstream_seconds_key] = call.seconds
@@ -162,14 +154,14 @@ async def sign_in(request: web.Request, user_id: str) -> web.StreamResponse:
     elif fetched.status == 200:
         user = parse_user(fetched.body)
         if user is not None and binds_identity(authorization, user_id, user):
-            app[identities_key].bind(authorization, identity_of(user), asked_at=asked_at)
+            app[services_key].identities.bind(authorization, identity_of(user), asked_at=asked_at)
     return answer_fetched(fetched)
 
 
 def forget(request: web.Request) -> None:
     authorization = request.headers.get("Authorization")
     if authorization:
-        request.app[identities_key].forget(authorization)
+        request.app[services_key].identities.forget(authorization)
 
 
 async def ready_for_write(request: web.Request, raw_path: str) -> bool:
@@ -182,16 +174,16 @@ async def ready_for_write(request: web.Request, raw_path: str) -> bool:
     credential at all) would empty the cache.
     """
     app = request.app
-    settings = app[settings_key].current
+    settings = app[services_key].settings
     purges = purges_for_write(
         request.method, raw_path, None, media_domain_path=settings.cache.media_domain_path
     )
     if not purges:
         return True
     try:
-        await app[store_key].ping()  # Redis: pays an owed clear first
+        await app[services_key].store.ping()  # Redis: pays an owed clear first
     except StoreUnavailable as exc:
-        app[metrics_key].store_errors.labels("purge").inc()
+        app[services_key].metrics.store_errors.labels("purge").inc()
         throttled.warning(log, "store unavailable before a purging write: %s", exc)
         return settings.store.on_purge_failure == "forward"
     return True
@@ -206,13 +198,13 @@ async def purge_after_write(request: web.Request, raw_path: str, status: int | N
     if request.method not in WRITE_METHODS:
         return
     app = request.app
-    cache = app[settings_key].current.cache
+    cache = app[services_key].settings.cache
     purges = purges_for_write(
         request.method, raw_path, status, media_domain_path=cache.media_domain_path
     )
     await purge(app, purges)
     if status is None or cache.repurge_every_write:
-        app[repurges_key].schedule(purges, cache.repurge_after)
+        app[services_key].repurges.schedule(purges, cache.repurge_after)
 
 
 async def purge(app: web.Application, purges: Sequence[Purge]) -> bool:
@@ -220,15 +212,15 @@ async def purge(app: web.Application, purges: Sequence[Purge]) -> bool:
     recorded = True
     for each in purges:
         try:
-            await app[store_key].purge(each.counter)
+            await app[services_key].store.purge(each.counter)
         except StoreUnavailable as exc:
             recorded = False
-            app[metrics_key].store_errors.labels("purge").inc()
+            app[services_key].metrics.store_errors.labels("purge").inc()
             throttled.warning(
                 log, "purge of %s owed until the store answers: %s", each.counter, exc
             )
         else:
-            app[metrics_key].purges.labels(PurgeReason.WRITE).inc()
+            app[services_key].metrics.purges.labels(PurgeReason.WRITE).inc()
     return recorded
 
 

@@ -26,15 +26,7 @@ from cachetools import TTLCache
 from multidict import CIMultiDict
 
 from webproxy.answers import answer_fetched, upstream_failure
-from webproxy.appkeys import (
-    cache_result_key,
-    clock_key,
-    metrics_key,
-    settings_key,
-    shares_key,
-    upstream_key,
-    upstream_seconds_key,
-)
+from webproxy.appkeys import cache_result_key, services_key, upstream_seconds_key
 from webproxy.cache.entry import CachedResponse
 from webproxy.cache.http import (
     WITHDRAWN,
@@ -64,7 +56,6 @@ from webproxy.cache.policy import (
 )
 from webproxy.cache.rules import HTTP_RESOURCES, CacheName, Scope
 from webproxy.cached import put_entry
-from webproxy.coalesce import Flights
 from webproxy.errors import StoreUnavailable, UpstreamError
 from webproxy.forward import Fetched, Oversized, fetch, upstream_headers
 from webproxy.logs import throttled
@@ -129,11 +120,6 @@ class Passes:
         return self._keys.get(key)
 
 
-http_stores_key = web.AppKey("http_stores", HttpStores)
-http_flights_key = web.AppKey("http_flights", Flights[Filled])
-http_passes_key = web.AppKey("http_passes", Passes)
-
-
 def http_settings(settings: Settings, cache: CacheName) -> HttpCacheSettings:
     """`[cache.<name>]` of one HTTP cache."""
     match cache:
@@ -154,7 +140,7 @@ async def serve_http_cached(
 ) -> web.StreamResponse | Pass:
     """`path` as Finesse reads it; `query` as the client sent it."""
     app = request.app
-    settings = app[settings_key].current
+    settings = app[services_key].settings
     scope = SCOPES[cache]
     encoding = normal_encoding(request.headers.get("Accept-Encoding"))
     key = http_key(cache, path, query, encoding, request.headers)
@@ -162,21 +148,21 @@ async def serve_http_cached(
         return _pass(request, scope, Lookup.UNCACHEABLE, "key-too-long" if key else None)
     if passes(cache, request.raw_path.partition("?")[0], query, request.headers):
         return _pass(request, scope, Lookup.UNCACHEABLE, "not-shared")
-    remembered = app[http_passes_key].get(key)
+    remembered = app[services_key].passes.get(key)
     if remembered is not None:
         return _pass(request, scope, Lookup.UNCACHEABLE, remembered)
-    store = app[http_stores_key][cache]
+    store = app[services_key].http_stores[cache]
     try:
         found = await store.get(key, scope.counters)
     except StoreUnavailable as exc:
-        app[metrics_key].store_errors.labels("get").inc()
+        app[services_key].metrics.store_errors.labels("get").inc()
         throttled.warning(log, "store unavailable, forwarding uncached: %s", exc)
         return _pass(request, scope, Lookup.UNCACHEABLE, "store-unavailable")
     entry = found.value
     if entry is not None and not vary_matches(entry.vary, request.headers):
         entry = None
     refresh = wants_refresh(cache, query)
-    now = app[clock_key]()
+    now = app[services_key].clock()
     if entry is not None and not refresh and freshness(entry, now, 0.0) is Freshness.FRESH:
         note_lookup(request, scope, Lookup.HIT)
         return answer_entry(request, entry, now, hit_status(remaining_ttl(entry, now)))
@@ -212,15 +198,15 @@ async def serve_http_cached(
             ttl=remaining_ttl(filled.entry, now) if filled.revalidated else None,
             detail="collapsed" if filled.collapsed else None,
         )
-        return answer_entry(request, filled.entry, app[clock_key](), value)
+        return answer_entry(request, filled.entry, app[services_key].clock(), value)
     if filled.entry is not None:  # it varies on a field this caller sends and the fill didn't
         return _pass(request, scope, lookup, "not-shared")
     if fetched is None:
         if not filled.revalidated:
-            app[http_passes_key].remember(key, "too-large")
+            app[services_key].passes.remember(key, "too-large")
         return _pass(request, scope, lookup, "not-shared" if filled.revalidated else "too-large")
     if holds_credential(request.headers):
-        app[http_passes_key].remember(key, "not-shared")
+        app[services_key].passes.remember(key, "not-shared")
         return _pass(request, scope, lookup, "not-shared")
     note_lookup(request, scope, lookup)
     return answer_fetched(fetched, cache_status(lookup, fwd_status=fetched.status))
@@ -230,15 +216,15 @@ async def _fill(request: web.Request, fill: Fill, *, shared: bool) -> Filled:
     """A refresh fills alone; a miss joins the fill in flight for its key and generation,
     and fills alone when that one's answer was not shareable (another caller's)."""
     app = request.app
-    shares = app[shares_key]
+    shares = app[services_key].shares
     if shared:
-        flights = app[http_flights_key]
+        flights = app[services_key].http_flights
         flight = (fill.key, fill.generation)
-        patience = app[settings_key].current.cache.coalesce_timeout
+        patience = app[services_key].settings.cache.coalesce_timeout
         joined = await flights.join(flight, patience=patience)
         if joined is not None and joined.entry is not None:
             if vary_matches(joined.entry.vary, request.headers):
-                app[metrics_key].coalesced.inc()
+                app[services_key].metrics.coalesced.inc()
                 return dataclasses.replace(joined, seconds=0.0, collapsed=True)
         elif joined is None:
             remote = request.remote
@@ -253,7 +239,7 @@ async def _fill(request: web.Request, fill: Fill, *, shared: bool) -> Filled:
 
 
 def note_lookup(request: web.Request, scope: Scope, lookup: Lookup) -> None:
-    request.app[metrics_key].count_lookup(scope.label, lookup)
+    request.app[services_key].metrics.count_lookup(scope.label, lookup)
     request[cache_result_key] = lookup
 
 
@@ -282,12 +268,14 @@ async def _failed(
     as the store holds it now, if its answer allows; else the failure, not stored."""
     app = request.app
     entry = fill.expired
-    window = app[settings_key].current.cache.stale_if_error
-    now = app[clock_key]()
+    window = app[services_key].settings.cache.stale_if_error
+    now = app[services_key].clock()
     fwd_status = fetched.status if fetched is not None else None
     if entry is not None and may_serve_stale(entry.headers):
         try:
-            found = await app[http_stores_key][fill.cache].get(fill.key, fill.scope.counters)
+            found = (
+                await app[services_key].http_stores[fill.cache].get(fill.key, fill.scope.counters)
+            )
         except StoreUnavailable:
             found = None
         again = found.value if found is not None else None
@@ -321,14 +309,17 @@ class Fill:
 
     async def __call__(self) -> Filled:
         app = self.app
-        settings = app[settings_key].current
+        settings = app[services_key].settings
         headers = CIMultiDict(self.headers)
         if self.expired is not None:
             headers.extend(validators(self.expired.headers))
         route = "api" if self.cache is CacheName.AUTHMODE else "other"
-        with app[metrics_key].upstream_call(route) as call:
+        with app[services_key].metrics.upstream_call(route) as call:
             fetched = await fetch(
-                app[upstream_key], self.target, headers, limit=settings.cache.max_entry_bytes
+                app[services_key].upstream,
+                self.target,
+                headers,
+                limit=settings.cache.max_entry_bytes,
             )
         seconds = call.seconds
         if isinstance(fetched, Oversized):
@@ -342,7 +333,7 @@ class Fill:
         """A 304: the entry with its headers updated, fresh again, stored again; or, when
         the 304 took back what made it shareable, withdrawn (`http.WITHDRAWN`)."""
         assert self.expired is not None
-        now = self.app[clock_key]()
+        now = self.app[services_key].clock()
         updated = refreshed_headers(self.expired.headers, fetched.headers.items())
         decision = decide_http_storage(200, updated, default_ttl=self._ttl, now=now)
         if not decision.store:
@@ -357,7 +348,7 @@ class Fill:
         return Filled(fetched, entry, await self._put(entry), True, seconds)
 
     async def _store(self, fetched: Fetched, seconds: float) -> Filled:
-        now = self.app[clock_key]()
+        now = self.app[services_key].clock()
         decision = decide_http_storage(
             fetched.status, fetched.headers.items(), default_ttl=self._ttl, now=now
         )
@@ -377,13 +368,13 @@ class Fill:
 
     @property
     def _ttl(self) -> float:
-        return http_settings(self.app[settings_key].current, self.cache).ttl
+        return http_settings(self.app[services_key].settings, self.cache).ttl
 
     async def _put(self, entry: CachedResponse) -> bool:
         """Kept for revalidation past its freshness: at least `ttl` of this cache, plus
         the stale-if-error window."""
-        window = self.app[settings_key].current.cache.stale_if_error
-        store = self.app[http_stores_key][self.cache]
+        window = self.app[services_key].settings.cache.stale_if_error
+        store = self.app[services_key].http_stores[self.cache]
         keep = keep_time(max(entry.ttl, self._ttl), window)
         return await put_entry(
             self.app, store, self.key, entry, keep=keep, generation=self.generation

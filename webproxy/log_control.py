@@ -33,7 +33,7 @@ from typing import Final
 from aiohttp import web
 
 from webproxy.admin import _refuse_unauthorised
-from webproxy.appkeys import settings_key, worker_key
+from webproxy.appkeys import services_key
 from webproxy.logs import (
     ACCESS_LEVELS,
     SEVERITIES,
@@ -68,8 +68,8 @@ async def set_log(request: web.Request) -> web.Response:
         return web.json_response({"error": str(exc)}, status=400)
     log.info("log levels set live: %s", _described(change))
     app = request.app
-    settings = app[settings_key].current.log
-    worker = app[worker_key]
+    settings = app[services_key].settings.log
+    worker = app[services_key].worker
     shared = worker.log_levels if worker is not None else None
     if worker is None or shared is None:
         go_live(live_levels.current.updated(change), settings)
@@ -128,10 +128,10 @@ async def _small_body(request: web.Request) -> bytes:
 
 
 def _in_force(app: web.Application) -> dict[str, str]:
-    worker = app[worker_key]
+    worker = app[services_key].worker
     shared = worker.log_levels if worker is not None else None
     levels = live_levels.current if shared is None else shared.read()[1]
-    access, severity = levels.over(app[settings_key].current.log)
+    access, severity = levels.over(app[services_key].settings.log)
     return {ACCESS_KEY: access, SEVERITY_KEY: severity}
 
 

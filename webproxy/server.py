@@ -17,9 +17,8 @@ from aiohttp import web
 from webproxy.access import AccessLogger
 from webproxy.admin import reload_settings
 from webproxy.app import make_admin_app, make_proxy_app
-from webproxy.appkeys import SettingsSource, Worker, metrics_key
+from webproxy.appkeys import SettingsSource, Worker, services_key
 from webproxy.config import Address, ServerSettings, Settings
-from webproxy.fastlane import fast_lane_key
 from webproxy.listener import ClientLimits, ClientRunner
 
 log = logging.getLogger("webproxy.server")
@@ -91,12 +90,12 @@ def proxy_runner(
     still be purged when Finesse answers it (`handler_cancellation` is for tests only).
     """
     server = settings.server
-    metrics = app[metrics_key]
+    metrics = app[services_key].metrics
     return ClientRunner(
         app,
         limits=ClientLimits.of(server, connection_budget(settings)),
         refused=lambda status: metrics.count_request("other", status),
-        fast_lane=app[fast_lane_key] if server.fast_lane else None,
+        fast_lane=app[services_key].fast_lane if server.fast_lane else None,
         shutdown_timeout=server.shutdown_grace,
         access_log_class=AccessLogger,
         access_log=access_log,

@@ -46,7 +46,7 @@ from typing import Final
 
 from prometheus_client import multiprocess, values
 
-from webproxy.appkeys import SettingsSource, Worker, settings_key
+from webproxy.appkeys import SettingsSource, Worker, services_key
 from webproxy.config import Address, Settings
 from webproxy.fleet import IdentityEvents
 from webproxy.logs import SharedLogLevels
@@ -248,7 +248,7 @@ def _follow_log_levels(shared: SharedLogLevels, index: int, listeners: Listeners
     assert app is not None, "start_proxy sets it"
 
     def follow() -> None:
-        shared.follow(index, app[settings_key].current.log)
+        shared.follow(index, app[services_key].settings.log)
 
     asyncio.get_running_loop().add_signal_handler(LOG_LEVELS_CHANGED, follow)
     follow()

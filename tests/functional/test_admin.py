@@ -14,7 +14,7 @@ from pytest_aiohttp import AiohttpServer
 from tests.conftest import AGENT, Proxy, ProxyFactory, Sim, basic, settings_for
 from tests.functional.finesse import sign_in
 from webproxy.app import make_admin_app
-from webproxy.appkeys import identities_key, metrics_key
+from webproxy.appkeys import services_key
 from webproxy.cache.rules import Resource, Scope
 from webproxy.config import Secret
 
@@ -240,7 +240,7 @@ async def test_a_scrape_counts_lookups_and_entries_by_resource(worked: Proxy) ->
     assert sample(samples, "webproxy_cache_entries", cache="rest", resource="ChatConfig") == 1
     assert sample(samples, "webproxy_cache_entries", cache="rest", resource="TeamResource") == 1
     assert sample(samples, "webproxy_cache_entries", cache="rest", resource="MediaDomain") == 0
-    registry = worked.app[metrics_key].registry
+    registry = worked.app[services_key].metrics.registry
     assert (
         registry.get_sample_value(
             lookups, {"cache": "rest", "resource": "ChatConfig", "result": "hit"}
@@ -296,7 +296,7 @@ async def test_readyz_answers_200_while_finesse_and_the_store_answer(warm: Proxy
 
 
 async def test_a_team_clear_forgets_that_teams_identities_and_no_others(warm: Proxy) -> None:
-    identities = warm.app[identities_key]
+    identities = warm.app[services_key].identities
     team_a, team_b = basic("10001")["Authorization"], basic("11001")["Authorization"]
     chat = Scope(Resource.CHAT_CONFIG)
     cleared = await warm.admin.post("/admin/cache/clear", params={"team": "5000"})

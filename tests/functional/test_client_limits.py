@@ -25,7 +25,7 @@ from pytest_aiohttp import AiohttpServer
 from tests.conftest import ADMIN, AGENT, Proxy, ProxyFactory, Sim, settings_for
 from tests.functional.finesse import eventually, sign_in
 from tests.functional.serving import serving
-from webproxy.appkeys import metrics_key
+from webproxy.appkeys import services_key
 from webproxy.config import Settings
 
 USER_PATH: Final = "/finesse/api/User/10001"
@@ -307,7 +307,7 @@ async def sign_ins_from(proxy: Proxy, local: str, times: int = 1) -> list[int]:
 
 
 def sample(proxy: Proxy, name: str, **labels: str) -> float:
-    value = proxy.app[metrics_key].registry.get_sample_value(name, labels)
+    value = proxy.app[services_key].metrics.registry.get_sample_value(name, labels)
     return value or 0.0
 
 

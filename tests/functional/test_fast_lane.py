@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestServer
 
 from tests.conftest import AGENT, Proxy, ProxyFactory, Sim, basic, settings_for
 from tests.functional.finesse import eventually, sign_in
-from webproxy.appkeys import settings_key
+from webproxy.appkeys import services_key
 from webproxy.config import Secret
 from webproxy.fastlane import FastLane
 from webproxy.listener import ClientServer
@@ -138,7 +138,7 @@ async def test_a_fresh_hit_is_answered_in_the_lane(warm: Proxy, conn: Connection
     answer = await conn.answer()
     assert answer.startswith(b"HTTP/1.1 200 OK\r\n")
     assert b"\r\nCache-Status: webproxy; hit; ttl=" in answer
-    in_process = warm.app[settings_key].current.store.backend == "memory"
+    in_process = warm.app[services_key].settings.store.backend == "memory"
     assert lane_of(warm).hits == (1 if in_process else 0)  # Redis alone: a round trip, slow path
 
 

@@ -24,7 +24,7 @@ from aiohttp.test_utils import TestServer
 
 from tests.conftest import AGENT, ManualClock, Proxy, ProxyFactory, Sim, basic, settings_for
 from tests.functional.finesse import eventually, sign_in
-from webproxy.appkeys import settings_key, store_key
+from webproxy.appkeys import services_key
 from webproxy.fastlane import FastLane
 from webproxy.listener import ClientProtocol, ClientServer
 from webproxy.logs import live_levels
@@ -422,7 +422,7 @@ async def test_redis_with_the_local_tier_serves_nothing_stale_after_a_write(
 
 
 async def test_cache_disabled_live_turns_the_lane_off(fast: Proxy, connect: Connect) -> None:
-    live = fast.app[settings_key]
+    live = fast.app[services_key].live
     settings = live.current
     live.current = replace(settings, cache=replace(settings.cache, enabled=False))
     conn = await connect(fast)
@@ -570,7 +570,7 @@ async def test_a_cleared_entry_is_not_kept_alive_by_the_lane(
         for _ in range(2):
             await conn.send(request(target))
             assert (await conn.answer()).startswith(b"HTTP/1.1 200 ")
-    store = proxy.app[store_key]
+    store = proxy.app[services_key].store
     assert isinstance(store, MemoryStore)
     entries = [held.value for key, held in store._cache.items() if "&x=" in key]
     assert len(entries) == 20

@@ -12,7 +12,7 @@ from aiohttp import web
 from pytest_aiohttp import AiohttpServer
 
 from tests.conftest import AGENT, ProxyFactory, Sim, basic, settings_for
-from webproxy.appkeys import identities_key
+from webproxy.appkeys import services_key
 from webproxy.cache.access import Identity
 from webproxy.cache.rules import Resource, Scope
 
@@ -81,7 +81,7 @@ async def test_a_refused_upgrade_passes_on_finesses_status_and_forgets_the_crede
     app = web.Application()
     app.router.add_get("/ws/", refuse)
     proxy = await start_proxy(settings_for(await url_of(aiohttp_server, app)))
-    identities = proxy.app[identities_key]
+    identities = proxy.app[services_key].identities
     agent = Identity("10001", frozenset({"Agent"}), "5000")
     identities.bind(AGENT["Authorization"], agent, asked_at=identities.now())
     with pytest.raises(aiohttp.WSServerHandshakeError) as refused:

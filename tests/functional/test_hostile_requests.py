@@ -19,7 +19,7 @@ from pytest_aiohttp import AiohttpServer
 
 from tests.conftest import ADMIN, AGENT, Proxy, ProxyFactory, Sim, settings_for
 from tests.functional.finesse import eventually
-from webproxy.appkeys import identities_key, metrics_key, repurges_key, store_key
+from webproxy.appkeys import services_key
 from webproxy.cache.rules import Resource, Scope
 from webproxy.sim.faults import Fault, FaultKind
 
@@ -125,7 +125,7 @@ async def abort_mid_body(proxy: Proxy, target: str, length: int, sent: int) -> N
 
 
 def sample(proxy: Proxy, name: str, **labels: str) -> float:
-    value = proxy.app[metrics_key].registry.get_sample_value(name, labels)
+    value = proxy.app[services_key].metrics.registry.get_sample_value(name, labels)
     return value or 0.0
 
 
@@ -202,7 +202,7 @@ async def test_an_answer_over_max_entry_bytes_streams_through_and_is_not_stored(
 ) -> None:
     settings = settings_for(big_upstream, cache={"max_entry_bytes": 1024 * 1024})
     proxy = await start_proxy(settings)
-    proxy.app[identities_key].approve(AGENT["Authorization"], CHAT, asked_at=0.0)
+    proxy.app[services_key].identities.approve(AGENT["Authorization"], CHAT, asked_at=0.0)
     for _ in range(2):
         answer = await proxy.client.get(f"/finesse/api/ChatConfig{query}", headers=AGENT)
         assert answer.status == 200
@@ -210,7 +210,7 @@ async def test_an_answer_over_max_entry_bytes_streams_through_and_is_not_stored(
             "webproxy; fwd=miss; fwd-status=200; detail=too-large"
         )
         assert hashlib.sha256(await answer.read()).digest() == hashlib.sha256(BIG).digest()
-    assert (await proxy.app[store_key].stats()).entries == 0
+    assert (await proxy.app[services_key].store.stats()).entries == 0
 
 
 async def test_a_sign_in_answer_over_its_limit_is_passed_on_and_binds_nothing(
@@ -221,7 +221,7 @@ async def test_a_sign_in_answer_over_its_limit_is_passed_on_and_binds_nothing(
     answer = await proxy.client.get("/finesse/api/User/10001", headers=AGENT)
     assert answer.status == 200
     assert len(await answer.read()) > 300_000
-    assert len(proxy.app[identities_key]) == 0
+    assert len(proxy.app[services_key].identities) == 0
 
 
 async def test_a_key_over_max_key_bytes_is_forwarded_uncached(
@@ -245,7 +245,7 @@ async def test_a_write_that_never_left_the_proxy_purges_nothing(
     write = await down.client.put("/finesse/api/ReasonCode/1", data=b"<x/>", headers=ADMIN)
     assert write.status == 502
     assert sample(down, "webproxy_cache_purges_total", reason="write") == 0
-    assert len(down.app[repurges_key]) == 0
+    assert len(down.app[services_key].repurges) == 0
 
 
 LARGE = os.urandom(300_000)
@@ -261,7 +261,7 @@ async def test_a_large_cached_answer_is_served_whole_a_slice_at_a_time(
     app.router.add_get("/finesse/api/ChatConfig", chat)
     server = await aiohttp_server(app)
     proxy = await start_proxy(settings_for(str(server.make_url("")).rstrip("/")))
-    proxy.app[identities_key].approve(AGENT["Authorization"], CHAT, asked_at=0.0)
+    proxy.app[services_key].identities.approve(AGENT["Authorization"], CHAT, asked_at=0.0)
     for status in ("fwd=miss", "hit"):
         answer = await proxy.client.get("/finesse/api/ChatConfig", headers=AGENT)
         assert status in answer.headers["Cache-Status"]

@@ -12,7 +12,7 @@ from tests.conftest import ADMIN, AGENT, Proxy, ProxyFactory, Sim
 from tests.functional.finesse import eventually, upstream_gets
 from tests.functional.test_shared_redis import CODES, NEW_CODE, XML, two_replicas
 from tests.redisfixture import RedisServer
-from webproxy.appkeys import store_key
+from webproxy.appkeys import services_key
 from webproxy.stores.local import LocalTier
 
 FOREVER = 3600.0  # a copy outlives every test: only an event can make it go
@@ -51,7 +51,7 @@ async def _lacks(answer: Awaitable[str], start: str) -> bool:
 
 
 def _tier(proxy: Proxy) -> LocalTier[object]:
-    store = proxy.app[store_key]
+    store = proxy.app[services_key].store
     assert isinstance(store, LocalTier)
     return store
 

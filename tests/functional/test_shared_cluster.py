@@ -11,7 +11,7 @@ from tests.functional.finesse import sign_in, upstream_gets
 from tests.functional.test_shared_redis import CODES, NEW_CODE, XML
 from tests.redisfixture import free_port
 from tests.redisfleet import ClusterFleet
-from webproxy.appkeys import store_key
+from webproxy.appkeys import services_key
 from webproxy.config import Secret
 from webproxy.sim.faults import Fault, FaultKind
 from webproxy.stores.redis import RedisStore
@@ -37,7 +37,7 @@ async def replicas(
 
 async def test_replicas_on_a_cluster_store_then_hit(replicas: tuple[Proxy, Proxy]) -> None:
     first, second = replicas
-    shared = first.app[store_key]
+    shared = first.app[services_key].store
     assert isinstance(shared, RedisStore) and shared.cluster
     stored = await first.client.get(CODES, headers=AGENT)
     assert stored.headers["Cache-Status"].endswith("stored")

@@ -10,7 +10,7 @@ import redis.asyncio
 from tests.conftest import ADMIN, AGENT, Proxy, ProxyFactory, Sim, settings_for
 from tests.functional.finesse import eventually, sign_in, upstream_gets
 from tests.redisfixture import RedisServer
-from webproxy.appkeys import identities_key
+from webproxy.appkeys import services_key
 from webproxy.cache.rules import Resource, Scope
 from webproxy.config import Secret
 from webproxy.sim.faults import Fault, FaultKind
@@ -187,7 +187,9 @@ async def test_a_credential_refused_through_one_replica_gets_nothing_cached_from
     assert refused.status == 401  # a changed password, seen by the first replica
 
     await eventually(
-        lambda: second.app[identities_key].grants(AGENT["Authorization"], CHAT_SCOPE) is None
+        lambda: (
+            second.app[services_key].identities.grants(AGENT["Authorization"], CHAT_SCOPE) is None
+        )
     )
     answer = await second.client.get(CHAT, headers=AGENT)
     assert "detail=unauthorized" in answer.headers["Cache-Status"]  # Finesse asked again
@@ -198,7 +200,7 @@ async def test_an_admin_clear_through_one_replica_forgets_identities_in_every_re
 ) -> None:
     first, second = await fleet(sim, start_proxy, redis_url, redis_prefix)
     assert (await first.admin.post("/admin/cache/clear")).status == 200
-    await eventually(lambda: len(second.app[identities_key]) == 0)
+    await eventually(lambda: len(second.app[services_key].identities) == 0)
 
 
 async def test_a_replica_that_lost_its_subscription_forgets_what_it_learned(
@@ -209,10 +211,10 @@ async def test_a_replica_that_lost_its_subscription_forgets_what_it_learned(
     redis_prefix: str,
 ) -> None:
     _, second = await fleet(sim, start_proxy, redis_url, redis_prefix)
-    assert len(second.app[identities_key]) == 1
+    assert len(second.app[services_key].identities) == 1
     redis_server.stop()  # whatever replicas said meanwhile is lost to it
     try:
-        await eventually(lambda: len(second.app[identities_key]) == 0)
+        await eventually(lambda: len(second.app[services_key].identities) == 0)
     finally:
         redis_server.start()
 

@@ -11,7 +11,7 @@ from pytest_aiohttp import AiohttpServer
 
 from tests.conftest import ADMIN, AGENT, Proxy, ProxyFactory, settings_for
 from tests.functional.finesse import eventually
-from webproxy.appkeys import repurges_key
+from webproxy.appkeys import services_key
 
 CODES = "/finesse/api/TeamResource/5000/ReasonCodes"
 WRITE = "/finesse/api/Team/5000/ReasonCodes"
@@ -93,10 +93,10 @@ async def test_a_write_applied_after_its_timeout_is_purged_again(
     assert "fwd=miss" in status and "version='0'" in text  # Finesse has not applied it yet
     status, _ = await body_of(proxy)
     assert status.startswith("webproxy; hit")  # the pre-write body is stored again...
-    assert len(proxy.app[repurges_key]) == 1
+    assert len(proxy.app[services_key].repurges) == 1
     late.apply.set()  # ...then Finesse applies the write
     # ...and the second purge, cache.repurge_after later, ends the stale body
-    await eventually(lambda: len(proxy.app[repurges_key]) == 0)
+    await eventually(lambda: len(proxy.app[services_key].repurges) == 0)
     status, text = await body_of(proxy)
     assert "fwd=miss" in status and "version='1'" in text
 
@@ -114,7 +114,7 @@ async def test_every_write_is_purged_again_when_configured_for_a_late_secondary(
     assert "version='0'" in text  # the secondary has not caught up: stored again
     assert (await body_of(proxy))[0].startswith("webproxy; hit")
     late.apply.set()
-    await eventually(lambda: len(proxy.app[repurges_key]) == 0)
+    await eventually(lambda: len(proxy.app[services_key].repurges) == 0)
     status, text = await body_of(proxy)
     assert "fwd=miss" in status and "version='1'" in text
 
@@ -126,4 +126,4 @@ async def test_an_answered_write_is_not_purged_again_by_default(
     proxy = await start_proxy(settings_for(late.url))
     await proxy.client.get("/finesse/api/User/10001", headers=AGENT)
     assert (await proxy.client.put(WRITE, data=b"<x/>", headers=ADMIN)).status == 200
-    assert len(proxy.app[repurges_key]) == 0
+    assert len(proxy.app[services_key].repurges) == 0
