@@ -13,7 +13,7 @@ from typing import Final
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from webproxy.appkeys import services_key
+from webproxy.appkeys import services_key, services_of
 from webproxy.cache.rules import (
     REST_RESOURCES,
     CacheName,
@@ -127,7 +127,7 @@ def _purge_for(team: str | None, resource: str | None) -> tuple[list[Purge], dic
 
 def _refuse_unauthorised(request: web.Request) -> web.Response | None:
     """With a token: `Bearer <token>` or 401. Without: loopback clients only."""
-    token = request.app[services_key].settings.admin.token
+    token = services_of(request).settings.admin.token
     if token is not None:
         given = request.headers.get("Authorization", "")
         expected = f"Bearer {token.reveal()}"
@@ -224,7 +224,7 @@ async def cache_stats(request: web.Request) -> web.Response:
     hits, misses = _hits_and_misses(view.lookups.values())
     return web.json_response(
         {
-            "backend": request.app[services_key].settings.store.backend,
+            "backend": services_of(request).settings.store.backend,
             "entries": sum(view.entries.values()),
             "bytes": sum(view.bytes.values()),
             "hits": hits,
@@ -294,7 +294,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def readyz(request: web.Request) -> web.Response:
     """200 when the upstream answers at all (any HTTP status) and the store answers."""
-    upstream = request.app[services_key].upstream
+    upstream = services_of(request).upstream
     problems: dict[str, str] = {}
     try:
         with upstream_errors():
@@ -305,7 +305,7 @@ async def readyz(request: web.Request) -> web.Response:
     except UpstreamError as exc:
         problems["upstream"] = str(exc)
     try:
-        await request.app[services_key].store.ping()
+        await services_of(request).store.ping()
     except StoreUnavailable as exc:
         problems["store"] = str(exc)
     if problems:

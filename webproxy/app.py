@@ -294,7 +294,7 @@ def _local_tier(
 async def _repurges_ctx(app: web.Application) -> AsyncIterator[None]:
     """Delayed purges, cancelled at shutdown (a restart starts with nothing to owe: with
     the memory store nothing survives it, and Redis keeps the first purge)."""
-    repurges = Repurges(lambda purges: purge(app, purges))
+    repurges = Repurges(lambda purges: purge(app[services_key], purges))
     app[services_key].repurges = repurges
     yield
     await repurges.close()

@@ -89,6 +89,12 @@ class Services:
 
 services_key = web.AppKey("services", Services)
 
+
+def services_of(request: web.Request) -> Services:
+    """The services of the app serving `request`."""
+    return request.app[services_key]
+
+
 #: Per request, for the access log: what the cache did, and time spent waiting on Finesse.
 cache_result_key = web.RequestKey("cache_result", Lookup)
 upstream_seconds_key = web.RequestKey("upstream_seconds", float)

@@ -16,7 +16,12 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from webproxy.answers import answer_fetched, paced, upstream_failure
-from webproxy.appkeys import cache_result_key, services_key, upstream_seconds_key
+from webproxy.appkeys import (
+    Services,
+    cache_result_key,
+    services_of,
+    upstream_seconds_key,
+)
 from webproxy.cache.access import may_receive
 from webproxy.cache.entry import CachedResponse
 from webproxy.cache.keys import build_key, select_headers, vary_matches, wants_bypass
@@ -63,19 +68,19 @@ async def serve_cached(
 ) -> web.StreamResponse:
     """`path` as Finesse reads it; `query` exactly as the client sent it (never decoded:
     two queries Finesse reads apart never share a key)."""
-    app = request.app
+    services = services_of(request)
     key = build_key(path, query, request.headers)
-    if len(key) > app[services_key].settings.cache.max_key_bytes:
+    if len(key) > services.settings.cache.max_key_bytes:
         return await _fetch_alone(request, scope, key, None, Lookup.UNCACHEABLE, False)
     bypass = wants_bypass(query)
     allowed = _allowed(request, scope)
     try:
-        found = await app[services_key].store.get(key, scope.counters)
+        found = await services.store.get(key, scope.counters)
     except StoreUnavailable as exc:
-        app[services_key].metrics.store_errors.labels("get").inc()
+        services.metrics.store_errors.labels("get").inc()
         throttled.warning(log, "store unavailable, forwarding uncached: %s", exc)
         return await _fetch_alone(request, scope, key, None, Lookup.UNCACHEABLE, False)
-    entry, now = found.value, app[services_key].clock()
+    entry, now = found.value, services.clock()
     decision = decide_lookup(
         entry,
         allowed=allowed,
@@ -103,7 +108,7 @@ async def serve_cached(
 
 def note_lookup(request: web.Request, scope: Scope, lookup: Lookup) -> None:
     """Count the lookup, and tell the access log what the cache did."""
-    request.app[services_key].metrics.count_lookup(scope.label, lookup)
+    services_of(request).metrics.count_lookup(scope.label, lookup)
     request[cache_result_key] = lookup
 
 
@@ -119,17 +124,17 @@ async def _fetch_shared(
     request: web.Request, scope: Scope, key: str, generation: tuple[int, ...], stale_ok: bool
 ) -> web.StreamResponse:
     """A miss: join the flight for this key and generation, or lead one."""
-    app = request.app
-    flights = app[services_key].flights
+    services = services_of(request)
+    flights = services.flights
     flight = (key, generation)
-    shared = await flights.join(flight, patience=app[services_key].settings.cache.coalesce_timeout)
+    shared = await flights.join(flight, patience=services.settings.cache.coalesce_timeout)
     if (
         shared is not None
         and shared.shareable
         and isinstance(shared.fetched, Fetched)
         and _allowed(request, scope)
     ):
-        app[services_key].metrics.coalesced.inc()
+        services.metrics.coalesced.inc()
         note_lookup(request, scope, Lookup.MISS)
         status = cache_status(Lookup.MISS, fwd_status=shared.fetched.status, detail="collapsed")
         return answer_fetched(shared.fetched, status)
@@ -157,7 +162,7 @@ async def _fetch_alone(
 
     Streams an answer over `cache.max_entry_bytes` as it arrives (not stored).
     """
-    async with request.app[services_key].shares.hold(request.remote):
+    async with services_of(request).shares.hold(request.remote):
         try:
             outcome = await _fetcher(request, scope, key, generation, keep_open=True)()
         except UpstreamError as exc:
@@ -190,14 +195,14 @@ async def _answer_outcome(
     request[upstream_seconds_key] = outcome.upstream_seconds
     detail = "key-too-long" if lookup is Lookup.UNCACHEABLE and key_too_long(request, key) else None
     if outcome.collapsed:
-        request.app[services_key].metrics.coalesced.inc()
+        services_of(request).metrics.coalesced.inc()
         detail = "collapsed"
     value = cache_status(lookup, stored=outcome.stored, fwd_status=status, detail=detail)
     return answer_fetched(fetched, value)
 
 
 def key_too_long(request: web.Request, key: str) -> bool:
-    return len(key) > request.app[services_key].settings.cache.max_key_bytes
+    return len(key) > services_of(request).settings.cache.max_key_bytes
 
 
 async def _failed(
@@ -218,12 +223,12 @@ async def _stale_answer(
 ) -> web.Response | None:
     """Stale-if-error: the entry as the store holds it now (a purge during the fetch hid
     it: never served), if still within the window and the caller still may have it."""
-    app = request.app
+    services = services_of(request)
     try:
-        found = await app[services_key].store.get(key, scope.counters)
+        found = await services.store.get(key, scope.counters)
     except StoreUnavailable:
         return None
-    entry, now = found.value, app[services_key].clock()
+    entry, now = found.value, services.clock()
     if entry is None or not _allowed(request, scope):
         return None
     match freshness(entry, now, _window(request)):
@@ -244,11 +249,11 @@ async def _stale_answer(
 def _allowed(request: web.Request, scope: Scope) -> bool:
     """May this request's credential receive `scope`, by what Finesse has said so far?"""
     authorization = request.headers.get("Authorization")
-    return may_receive(request.app[services_key].identities.grants(authorization, scope), scope)
+    return may_receive(services_of(request).identities.grants(authorization, scope), scope)
 
 
 def _window(request: web.Request) -> float:
-    return request.app[services_key].settings.cache.stale_if_error
+    return services_of(request).settings.cache.stale_if_error
 
 
 def _fetcher(
@@ -263,7 +268,7 @@ def _fetcher(
     return Fetcher(
         keep_open=keep_open,
         remote=request.remote,
-        app=request.app,
+        services=services_of(request),
         scope=scope,
         key=key,
         generation=generation,
@@ -280,7 +285,7 @@ class Fetcher:
 
     keep_open: bool  # an Oversized answer: True, returned open; False (a flight), closed
     remote: str | None  # whose share of the upstream pool a flight takes (see `Shares`)
-    app: web.Application
+    services: Services
     scope: Scope
     key: str
     generation: tuple[int, ...] | None  # None: the store is down, store nothing
@@ -299,9 +304,9 @@ class Fetcher:
         return await self._claimed()
 
     async def _claimed(self) -> Outcome:
-        app = self.app
-        store, fills = app[services_key].store, app[services_key].fills
-        settings = app[services_key].settings
+        services = self.services
+        store, fills = services.store, services.fills
+        settings = services.settings
         claimed: str | None = None  # our claim's token, to give back
         try:
             if self.generation is not None:  # None: the store is down, it fetches alone
@@ -315,7 +320,7 @@ class Fetcher:
                     collapsed = await self._filled_by_another()
                     if collapsed is not None:
                         return collapsed
-            async with app[services_key].shares.hold(self.remote):
+            async with services.shares.hold(self.remote):
                 return await self._fetch()
         finally:
             if claimed is not None:
@@ -327,11 +332,11 @@ class Fetcher:
         """What another process stored for this key, if usable by this flight: valid for
         the current generations, fresh, and of the same Vary values."""
         try:
-            found = await self.app[services_key].store.get(self.key, self.scope.counters)
+            found = await self.services.store.get(self.key, self.scope.counters)
         except StoreUnavailable:
             return None
         entry = found.value
-        now = self.app[services_key].clock()
+        now = self.services.clock()
         if entry is None or freshness(entry, now, 0.0) is not Freshness.FRESH:
             return None
         if not vary_matches(entry.vary, self.vary_source):
@@ -340,13 +345,11 @@ class Fetcher:
         return Outcome(fetched, shareable=True, stored=False, upstream_seconds=0.0, collapsed=True)
 
     async def _fetch(self) -> Outcome:
-        app = self.app
-        asked_at = app[services_key].identities.now()
-        limit = app[services_key].settings.cache.max_entry_bytes
-        with app[services_key].metrics.upstream_call("api") as call:
-            fetched = await fetch(
-                app[services_key].upstream, self.target, self.headers, limit=limit
-            )
+        services = self.services
+        asked_at = services.identities.now()
+        limit = services.settings.cache.max_entry_bytes
+        with services.metrics.upstream_call("api") as call:
+            fetched = await fetch(services.upstream, self.target, self.headers, limit=limit)
         seconds = call.seconds
         if isinstance(fetched, Oversized):
             self._learn(fetched.response.status, asked_at)
@@ -359,14 +362,14 @@ class Fetcher:
     def _learn(self, status: int, asked_at: float) -> None:
         if self.authorization is None:
             return
-        identities = self.app[services_key].identities
+        identities = self.services.identities
         if status == 401:
             identities.forget(self.authorization)
         elif 200 <= status < 300:
             identities.approve(self.authorization, self.scope, asked_at=asked_at)
 
     async def _store(self, fetched: Fetched, seconds: float) -> Outcome:
-        settings = self.app[services_key].settings.cache
+        settings = self.services.settings.cache
         decision = decide_storage(
             "GET",
             fetched.status,
@@ -383,15 +386,15 @@ class Fetcher:
                 (k, v) for k, v in fetched.headers.items() if k.lower() not in NOT_STORED
             ),
             body=fetched.body,
-            stored_at=self.app[services_key].clock(),
+            stored_at=self.services.clock(),
             ttl=decision.ttl,
             scope=self.scope,
             vary=select_headers(self.vary_source, decision.vary),
         )
         keep = keep_time(decision.ttl, settings.stale_if_error)
         stored = await put_entry(
-            self.app,
-            self.app[services_key].store,
+            self.services,
+            self.services.store,
             self.key,
             entry,
             keep=keep,
@@ -401,7 +404,7 @@ class Fetcher:
 
 
 async def put_entry(
-    app: web.Application,
+    services: Services,
     store: CacheStore[CachedResponse],
     key: str,
     entry: CachedResponse,
@@ -421,6 +424,6 @@ async def put_entry(
             generation=generation,
         )
     except StoreUnavailable as exc:
-        app[services_key].metrics.store_errors.labels("put").inc()
+        services.metrics.store_errors.labels("put").inc()
         throttled.warning(log, "store unavailable, answer not stored: %s", exc)
         return False

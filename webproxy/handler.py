@@ -14,7 +14,7 @@ from functools import partial
 from aiohttp import web
 
 from webproxy.answers import answer_fetched, incomplete, upstream_failure
-from webproxy.appkeys import services_key, upstream_seconds_key
+from webproxy.appkeys import Services, services_of, upstream_seconds_key
 from webproxy.cache.http import http_cache_for
 from webproxy.cache.routing import read_path
 from webproxy.cache.rules import (
@@ -47,7 +47,7 @@ log = logging.getLogger("webproxy.upstream")
 
 async def proxy(request: web.Request) -> web.StreamResponse:
     """Cached resources first (the hot path), then sign-in reads, upgrades, everything else."""
-    settings = request.app[services_key].settings
+    settings = services_of(request).settings
     raw_path, _, query = request.raw_path.partition("?")
     if request.method == "GET" and settings.cache.enabled:
         path = read_path(raw_path)
@@ -65,9 +65,9 @@ async def proxy(request: web.Request) -> web.StreamResponse:
                     return served
                 return await forward(request, raw_path, cache_status=served.cache_status)
     if is_websocket_upgrade(request):
-        async with request.app[services_key].long_shares.hold(request.remote):
+        async with services_of(request).long_shares.hold(request.remote):
             try:
-                return await relay_websocket(request, request.app[services_key].upstream)
+                return await relay_websocket(request, services_of(request).upstream)
             except UpstreamError as exc:
                 return upstream_failure(request, exc)
     return await forward(request, raw_path)
@@ -85,27 +85,27 @@ async def forward(
     and it is no upstream failure. Long polls and WebSockets have a pool of their own,
     and a share of it per client (`server.max_long_lived_per_client`).
     """
-    app = request.app
+    services = services_of(request)
     if long_lived(raw_path):
-        async with app[services_key].long_shares.hold(request.remote):
-            with app[services_key].metrics.open_connections.labels("longpoll").track_inprogress():
+        async with services.long_shares.hold(request.remote):
+            with services.metrics.open_connections.labels("longpoll").track_inprogress():
                 return await _exchange(request, raw_path, cache_status)
-    async with app[services_key].shares.hold(request.remote):
+    async with services.shares.hold(request.remote):
         return await _exchange(request, raw_path, cache_status)
 
 
 async def _exchange(
     request: web.Request, raw_path: str, cache_status: str | None = None
 ) -> web.StreamResponse:
-    app = request.app
-    server = app[services_key].settings.server
+    services = services_of(request)
+    server = services.settings.server
     write = request.method in WRITE_METHODS
     arrived = partial(ready_for_write, request, raw_path) if write else None
     body = RequestBody(request, BodyLimits.of(server), arrived)
     try:
-        with app[services_key].metrics.upstream_call(route_class(raw_path)) as call:
+        with services.metrics.upstream_call(route_class(raw_path)) as call:
             response = await open_exchange(
-                app[services_key].upstream, request, upstream_headers(request), body
+                services.upstream, request, upstream_headers(request), body
             )
     except RequestIncomplete as exc:
         return await incomplete(request, exc)
@@ -131,17 +131,15 @@ async def sign_in(request: web.Request, user_id: str) -> web.StreamResponse:
     Sent with its credential and nothing else that could authenticate it (no cookie): a
     200 must mean Finesse accepted this `Authorization`, not a session it also carried.
     """
-    app = request.app
+    services = services_of(request)
     authorization = request.headers["Authorization"]
-    asked_at = app[services_key].identities.now()
-    limit = app[services_key].settings.cache.max_sign_in_bytes
-    async with app[services_key].shares.hold(request.remote):
+    asked_at = services.identities.now()
+    limit = services.settings.cache.max_sign_in_bytes
+    async with services.shares.hold(request.remote):
         headers = upstream_headers(request, keep=FORWARDED_FOR_CACHING)  # no cookie, say
         try:
-            with app[services_key].metrics.upstream_call("api") as call:
-                fetched = await fetch(
-                    app[services_key].upstream, request.raw_path, headers, limit=limit
-                )
+            with services.metrics.upstream_call("api") as call:
+                fetched = await fetch(services.upstream, request.raw_path, headers, limit=limit)
         except UpstreamError as exc:
             return upstream_failure(request, exc)
         request[upstream_seconds_key] = call.seconds
@@ -154,14 +152,14 @@ async def sign_in(request: web.Request, user_id: str) -> web.StreamResponse:
     elif fetched.status == 200:
         user = parse_user(fetched.body)
         if user is not None and binds_identity(authorization, user_id, user):
-            app[services_key].identities.bind(authorization, identity_of(user), asked_at=asked_at)
+            services.identities.bind(authorization, identity_of(user), asked_at=asked_at)
     return answer_fetched(fetched)
 
 
 def forget(request: web.Request) -> None:
     authorization = request.headers.get("Authorization")
     if authorization:
-        request.app[services_key].identities.forget(authorization)
+        services_of(request).identities.forget(authorization)
 
 
 async def ready_for_write(request: web.Request, raw_path: str) -> bool:
@@ -173,17 +171,17 @@ async def ready_for_write(request: web.Request, raw_path: str) -> bool:
     waits for Finesse's answer: done before it, a write Finesse refuses (anyone's, with no
     credential at all) would empty the cache.
     """
-    app = request.app
-    settings = app[services_key].settings
+    services = services_of(request)
+    settings = services.settings
     purges = purges_for_write(
         request.method, raw_path, None, media_domain_path=settings.cache.media_domain_path
     )
     if not purges:
         return True
     try:
-        await app[services_key].store.ping()  # Redis: pays an owed clear first
+        await services.store.ping()  # Redis: pays an owed clear first
     except StoreUnavailable as exc:
-        app[services_key].metrics.store_errors.labels("purge").inc()
+        services.metrics.store_errors.labels("purge").inc()
         throttled.warning(log, "store unavailable before a purging write: %s", exc)
         return settings.store.on_purge_failure == "forward"
     return True
@@ -197,30 +195,30 @@ async def purge_after_write(request: web.Request, raw_path: str, status: int | N
     """
     if request.method not in WRITE_METHODS:
         return
-    app = request.app
-    cache = app[services_key].settings.cache
+    services = services_of(request)
+    cache = services.settings.cache
     purges = purges_for_write(
         request.method, raw_path, status, media_domain_path=cache.media_domain_path
     )
-    await purge(app, purges)
+    await purge(services, purges)
     if status is None or cache.repurge_every_write:
-        app[services_key].repurges.schedule(purges, cache.repurge_after)
+        services.repurges.schedule(purges, cache.repurge_after)
 
 
-async def purge(app: web.Application, purges: Sequence[Purge]) -> bool:
+async def purge(services: Services, purges: Sequence[Purge]) -> bool:
     """Bump each purge's counter; False if the store could not (each then owes a clear)."""
     recorded = True
     for each in purges:
         try:
-            await app[services_key].store.purge(each.counter)
+            await services.store.purge(each.counter)
         except StoreUnavailable as exc:
             recorded = False
-            app[services_key].metrics.store_errors.labels("purge").inc()
+            services.metrics.store_errors.labels("purge").inc()
             throttled.warning(
                 log, "purge of %s owed until the store answers: %s", each.counter, exc
             )
         else:
-            app[services_key].metrics.purges.labels(PurgeReason.WRITE).inc()
+            services.metrics.purges.labels(PurgeReason.WRITE).inc()
     return recorded
 
 

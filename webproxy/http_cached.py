@@ -26,7 +26,12 @@ from cachetools import TTLCache
 from multidict import CIMultiDict
 
 from webproxy.answers import answer_fetched, upstream_failure
-from webproxy.appkeys import cache_result_key, services_key, upstream_seconds_key
+from webproxy.appkeys import (
+    Services,
+    cache_result_key,
+    services_of,
+    upstream_seconds_key,
+)
 from webproxy.cache.entry import CachedResponse
 from webproxy.cache.http import (
     WITHDRAWN,
@@ -139,8 +144,8 @@ async def serve_http_cached(
     request: web.Request, cache: CacheName, path: str, query: str
 ) -> web.StreamResponse | Pass:
     """`path` as Finesse reads it; `query` as the client sent it."""
-    app = request.app
-    settings = app[services_key].settings
+    services = services_of(request)
+    settings = services.settings
     scope = SCOPES[cache]
     encoding = normal_encoding(request.headers.get("Accept-Encoding"))
     key = http_key(cache, path, query, encoding, request.headers)
@@ -148,21 +153,21 @@ async def serve_http_cached(
         return _pass(request, scope, Lookup.UNCACHEABLE, "key-too-long" if key else None)
     if passes(cache, request.raw_path.partition("?")[0], query, request.headers):
         return _pass(request, scope, Lookup.UNCACHEABLE, "not-shared")
-    remembered = app[services_key].passes.get(key)
+    remembered = services.passes.get(key)
     if remembered is not None:
         return _pass(request, scope, Lookup.UNCACHEABLE, remembered)
-    store = app[services_key].http_stores[cache]
+    store = services.http_stores[cache]
     try:
         found = await store.get(key, scope.counters)
     except StoreUnavailable as exc:
-        app[services_key].metrics.store_errors.labels("get").inc()
+        services.metrics.store_errors.labels("get").inc()
         throttled.warning(log, "store unavailable, forwarding uncached: %s", exc)
         return _pass(request, scope, Lookup.UNCACHEABLE, "store-unavailable")
     entry = found.value
     if entry is not None and not vary_matches(entry.vary, request.headers):
         entry = None
     refresh = wants_refresh(cache, query)
-    now = app[services_key].clock()
+    now = services.clock()
     if entry is not None and not refresh and freshness(entry, now, 0.0) is Freshness.FRESH:
         note_lookup(request, scope, Lookup.HIT)
         return answer_entry(request, entry, now, hit_status(remaining_ttl(entry, now)))
@@ -170,7 +175,7 @@ async def serve_http_cached(
     if encoding:
         headers["Accept-Encoding"] = encoding
     fill = Fill(
-        app=app,
+        services=services,
         cache=cache,
         scope=scope,
         key=key,
@@ -198,15 +203,15 @@ async def serve_http_cached(
             ttl=remaining_ttl(filled.entry, now) if filled.revalidated else None,
             detail="collapsed" if filled.collapsed else None,
         )
-        return answer_entry(request, filled.entry, app[services_key].clock(), value)
+        return answer_entry(request, filled.entry, services.clock(), value)
     if filled.entry is not None:  # it varies on a field this caller sends and the fill didn't
         return _pass(request, scope, lookup, "not-shared")
     if fetched is None:
         if not filled.revalidated:
-            app[services_key].passes.remember(key, "too-large")
+            services.passes.remember(key, "too-large")
         return _pass(request, scope, lookup, "not-shared" if filled.revalidated else "too-large")
     if holds_credential(request.headers):
-        app[services_key].passes.remember(key, "not-shared")
+        services.passes.remember(key, "not-shared")
         return _pass(request, scope, lookup, "not-shared")
     note_lookup(request, scope, lookup)
     return answer_fetched(fetched, cache_status(lookup, fwd_status=fetched.status))
@@ -215,16 +220,16 @@ async def serve_http_cached(
 async def _fill(request: web.Request, fill: Fill, *, shared: bool) -> Filled:
     """A refresh fills alone; a miss joins the fill in flight for its key and generation,
     and fills alone when that one's answer was not shareable (another caller's)."""
-    app = request.app
-    shares = app[services_key].shares
+    services = services_of(request)
+    shares = services.shares
     if shared:
-        flights = app[services_key].http_flights
+        flights = services.http_flights
         flight = (fill.key, fill.generation)
-        patience = app[services_key].settings.cache.coalesce_timeout
+        patience = services.settings.cache.coalesce_timeout
         joined = await flights.join(flight, patience=patience)
         if joined is not None and joined.entry is not None:
             if vary_matches(joined.entry.vary, request.headers):
-                app[services_key].metrics.coalesced.inc()
+                services.metrics.coalesced.inc()
                 return dataclasses.replace(joined, seconds=0.0, collapsed=True)
         elif joined is None:
             remote = request.remote
@@ -239,7 +244,7 @@ async def _fill(request: web.Request, fill: Fill, *, shared: bool) -> Filled:
 
 
 def note_lookup(request: web.Request, scope: Scope, lookup: Lookup) -> None:
-    request.app[services_key].metrics.count_lookup(scope.label, lookup)
+    services_of(request).metrics.count_lookup(scope.label, lookup)
     request[cache_result_key] = lookup
 
 
@@ -266,16 +271,14 @@ async def _failed(
 ) -> web.StreamResponse:
     """Finesse failed (no answer, or a 5xx): an expired entry within `cache.stale_if_error`,
     as the store holds it now, if its answer allows; else the failure, not stored."""
-    app = request.app
+    services = services_of(request)
     entry = fill.expired
-    window = app[services_key].settings.cache.stale_if_error
-    now = app[services_key].clock()
+    window = services.settings.cache.stale_if_error
+    now = services.clock()
     fwd_status = fetched.status if fetched is not None else None
     if entry is not None and may_serve_stale(entry.headers):
         try:
-            found = (
-                await app[services_key].http_stores[fill.cache].get(fill.key, fill.scope.counters)
-            )
+            found = await services.http_stores[fill.cache].get(fill.key, fill.scope.counters)
         except StoreUnavailable:
             found = None
         again = found.value if found is not None else None
@@ -298,7 +301,7 @@ class Fill:
 
     Takes plain values, not the request: a flight may outlive the client that led it."""
 
-    app: web.Application
+    services: Services
     cache: CacheName
     scope: Scope
     key: str
@@ -308,15 +311,15 @@ class Fill:
     expired: CachedResponse | None  # revalidated with its validators, when it has any
 
     async def __call__(self) -> Filled:
-        app = self.app
-        settings = app[services_key].settings
+        services = self.services
+        settings = services.settings
         headers = CIMultiDict(self.headers)
         if self.expired is not None:
             headers.extend(validators(self.expired.headers))
         route = "api" if self.cache is CacheName.AUTHMODE else "other"
-        with app[services_key].metrics.upstream_call(route) as call:
+        with services.metrics.upstream_call(route) as call:
             fetched = await fetch(
-                app[services_key].upstream,
+                services.upstream,
                 self.target,
                 headers,
                 limit=settings.cache.max_entry_bytes,
@@ -333,7 +336,7 @@ class Fill:
         """A 304: the entry with its headers updated, fresh again, stored again; or, when
         the 304 took back what made it shareable, withdrawn (`http.WITHDRAWN`)."""
         assert self.expired is not None
-        now = self.app[services_key].clock()
+        now = self.services.clock()
         updated = refreshed_headers(self.expired.headers, fetched.headers.items())
         decision = decide_http_storage(200, updated, default_ttl=self._ttl, now=now)
         if not decision.store:
@@ -348,7 +351,7 @@ class Fill:
         return Filled(fetched, entry, await self._put(entry), True, seconds)
 
     async def _store(self, fetched: Fetched, seconds: float) -> Filled:
-        now = self.app[services_key].clock()
+        now = self.services.clock()
         decision = decide_http_storage(
             fetched.status, fetched.headers.items(), default_ttl=self._ttl, now=now
         )
@@ -368,16 +371,16 @@ class Fill:
 
     @property
     def _ttl(self) -> float:
-        return http_settings(self.app[services_key].settings, self.cache).ttl
+        return http_settings(self.services.settings, self.cache).ttl
 
     async def _put(self, entry: CachedResponse) -> bool:
         """Kept for revalidation past its freshness: at least `ttl` of this cache, plus
         the stale-if-error window."""
-        window = self.app[services_key].settings.cache.stale_if_error
-        store = self.app[services_key].http_stores[self.cache]
+        window = self.services.settings.cache.stale_if_error
+        store = self.services.http_stores[self.cache]
         keep = keep_time(max(entry.ttl, self._ttl), window)
         return await put_entry(
-            self.app, store, self.key, entry, keep=keep, generation=self.generation
+            self.services, store, self.key, entry, keep=keep, generation=self.generation
         )
 
 

@@ -18,7 +18,7 @@ from aiohttp import WSMsgType, web
 from multidict import CIMultiDict
 
 from webproxy.answers import refuse
-from webproxy.appkeys import services_key
+from webproxy.appkeys import services_of
 from webproxy.errors import UpstreamError
 from webproxy.forward import Upstream, upstream_errors, upstream_headers
 from webproxy.headers import end_to_end
@@ -73,12 +73,8 @@ async def relay_websocket(request: web.Request, upstream: Upstream) -> web.Strea
             max_msg_size=MAX_MESSAGE,
         )
         await local.prepare(request)
-        request.app[services_key].websockets.add(local)
-        with (
-            request.app[services_key]
-            .metrics.open_connections.labels("websocket")
-            .track_inprogress()
-        ):
+        services_of(request).websockets.add(local)
+        with services_of(request).metrics.open_connections.labels("websocket").track_inprogress():
             await _pump_both(local, remote, upstream.idle_timeout)
     finally:
         await remote.close(code=GOING_AWAY)
@@ -113,7 +109,7 @@ async def _connect(request: web.Request, upstream: Upstream) -> aiohttp.ClientWe
 def _refused(request: web.Request, refused: aiohttp.WSServerHandshakeError) -> web.Response:
     status = refused.status if 400 <= refused.status < 600 else 502
     if status == 401 and "Authorization" in request.headers:
-        request.app[services_key].identities.forget(request.headers["Authorization"])
+        services_of(request).identities.forget(request.headers["Authorization"])
     headers = end_to_end(CIMultiDict(refused.headers or {}))
     headers.popall("Content-Length", None)
     text = f"webproxy: upstream refused the upgrade ({status})\n"
