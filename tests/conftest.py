@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import aiohttp
 import pytest
@@ -22,6 +23,9 @@ from webproxy.appkeys import Clock
 from webproxy.config import Secret, Settings
 from webproxy.server import proxy_runner
 from webproxy.sim import FinesseSimulator, SimData
+
+if TYPE_CHECKING:  # it imports this module
+    from tests.functional.rawhttp import Connection
 
 pytest_plugins = ["tests.redisfixture", "tests.redisfleet"]
 
@@ -151,3 +155,21 @@ async def raw_session() -> AsyncIterator[aiohttp.ClientSession]:
         skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding"),
     ) as session:
         yield session
+
+
+@pytest.fixture
+async def connect() -> AsyncIterator[Callable[[Proxy], Awaitable[Connection]]]:
+    """Opens raw connections to a proxy (`tests.functional.rawhttp`); closes them after."""
+    from tests.functional.rawhttp import open_connection
+
+    opened: list[Connection] = []
+
+    async def open_one(proxy: Proxy) -> Connection:
+        opened.append(await open_connection(proxy))
+        return opened[-1]
+
+    yield open_one
+    for connection in opened:
+        connection.writer.close()
+        with contextlib.suppress(ConnectionError):
+            await connection.writer.wait_closed()

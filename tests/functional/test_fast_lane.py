@@ -4,94 +4,26 @@ of handed to aiohttp unchanged, in order. Raw sockets, so each read is the test'
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
-
 import pytest
-from aiohttp.test_utils import TestServer
 
 from tests.conftest import AGENT, Proxy, ProxyFactory, Sim, basic, settings_for
 from tests.functional.finesse import eventually, sign_in
+from tests.functional.rawhttp import (
+    AUTH,
+    CHAT,
+    CODES,
+    Connect,
+    Connection,
+    lane_of,
+    manager_of,
+    request,
+    without_date,
+)
 from webproxy.appkeys import services_key
 from webproxy.config import Secret
-from webproxy.fastlane import FastLane
-from webproxy.listener import ClientServer
 
-CODES = "/finesse/api/TeamResource/5000/ReasonCodes?category=NOT_READY"
-CHAT = "/finesse/api/ChatConfig"
-AUTH = AGENT["Authorization"]
 #: On here whatever WEBPROXY_SERVER_FAST_LANE says (it turns the lane off for other tests).
 LANE: dict[str, object] = {"fast_lane": True}
-
-
-def request(
-    target: str = CODES, *, auth: str = AUTH, extra: str = "", version: str = "1.1"
-) -> bytes:
-    return (
-        f"GET {target} HTTP/{version}\r\nHost: finesse\r\nAuthorization: {auth}\r\n"
-        f"Accept: */*\r\n{extra}\r\n"  # Accept is keyed: what the warming client sent
-    ).encode()
-
-
-def manager_of(proxy: Proxy) -> ClientServer:
-    server = proxy.client.server
-    assert isinstance(server, TestServer) and server.runner is not None
-    manager = server.runner.server
-    assert isinstance(manager, ClientServer)
-    return manager
-
-
-def lane_of(proxy: Proxy) -> FastLane:
-    lane = manager_of(proxy).fast_lane
-    assert lane is not None
-    return lane
-
-
-@dataclass
-class Connection:
-    reader: asyncio.StreamReader
-    writer: asyncio.StreamWriter
-
-    async def send(self, data: bytes) -> None:
-        self.writer.write(data)
-        await self.writer.drain()
-
-    async def answer(self) -> bytes:
-        """One whole answer (its head and its Content-Length of body)."""
-        head = await asyncio.wait_for(self.reader.readuntil(b"\r\n\r\n"), 5)
-        length = 0
-        for line in head.split(b"\r\n"):
-            name, _, value = line.partition(b":")
-            if name.lower() == b"content-length":
-                length = int(value)
-        body = await asyncio.wait_for(self.reader.readexactly(length), 5)
-        return head + body
-
-    async def closed(self) -> bool:
-        return await asyncio.wait_for(self.reader.read(), 5) == b""
-
-
-Connect = Callable[[Proxy], Awaitable[Connection]]
-
-
-@pytest.fixture
-async def connect() -> AsyncIterator[Connect]:
-    """Opens raw connections to a proxy; closes them after the test."""
-    opened: list[Connection] = []
-
-    async def open_one(proxy: Proxy) -> Connection:
-        server = proxy.client.server
-        reader, writer = await asyncio.open_connection(server.host, server.port)
-        opened.append(Connection(reader, writer))
-        return opened[-1]
-
-    yield open_one
-    for connection in opened:
-        connection.writer.close()
-        with contextlib.suppress(ConnectionError):
-            await connection.writer.wait_closed()
 
 
 @pytest.fixture
@@ -188,7 +120,7 @@ async def test_requests_the_lane_is_not_sure_of_go_to_aiohttp(
     fast, slow = await connect(warm), await connect(slow_twin)
     await fast.send(request(extra=extra, version=version))
     await slow.send(request(extra=extra, version=version))
-    assert _without_date(await fast.answer()) == _without_date(await slow.answer())
+    assert without_date(await fast.answer()) == without_date(await slow.answer())
     assert lane_of(warm).hits == 0
 
 
@@ -254,10 +186,6 @@ async def test_a_head_over_the_limit_is_refused_even_when_it_would_hit(
     await conn.send(request(extra=f"X-Padding: {'p' * 600}\r\n"))
     assert (await conn.answer()).startswith(b"HTTP/1.1 431 ")
     assert lane_of(proxy).hits == 0
-
-
-def _without_date(answer: bytes) -> bytes:
-    return b"\r\n".join(line for line in answer.split(b"\r\n") if not line.startswith(b"Date: "))
 
 
 @pytest.mark.parametrize("store_section", ["memory"], indirect=True)

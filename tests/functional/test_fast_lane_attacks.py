@@ -15,115 +15,32 @@ import gc
 import logging
 import socket
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, replace
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from functools import partial
 
 import pytest
-from aiohttp.test_utils import TestServer
 
 from tests.conftest import AGENT, ManualClock, Proxy, ProxyFactory, Sim, basic, settings_for
 from tests.functional.finesse import eventually, sign_in
+from tests.functional.rawhttp import (
+    AUTH,
+    CHAT,
+    CODES,
+    Connect,
+    hits_of,
+    manager_of,
+    request,
+    status_of,
+    without_date,
+)
 from webproxy.appkeys import services_key
-from webproxy.fastlane import FastLane
-from webproxy.listener import ClientProtocol, ClientServer
+from webproxy.listener import ClientProtocol
 from webproxy.logs import live_levels
 from webproxy.stores.memory import MemoryStore
 
-CODES = "/finesse/api/TeamResource/5000/ReasonCodes?category=NOT_READY"
-CHAT = "/finesse/api/ChatConfig"
-AUTH = AGENT["Authorization"]
 LANE: dict[str, object] = {"fast_lane": True}
 SLOW: dict[str, object] = {"fast_lane": False}
-
-
-def request(
-    target: str = CODES,
-    *,
-    auth: str = AUTH,
-    extra: str = "",
-    line: str | None = None,
-    host: str = "Host: finesse\r\n",
-) -> bytes:
-    start = line if line is not None else f"GET {target} HTTP/1.1"
-    return (f"{start}\r\n{host}Authorization: {auth}\r\nAccept: */*\r\n{extra}\r\n").encode()
-
-
-def manager_of(proxy: Proxy) -> ClientServer:
-    server = proxy.client.server
-    assert isinstance(server, TestServer) and server.runner is not None
-    manager = server.runner.server
-    assert isinstance(manager, ClientServer)
-    return manager
-
-
-def lane_of(proxy: Proxy) -> FastLane:
-    lane = manager_of(proxy).fast_lane
-    assert lane is not None
-    return lane
-
-
-def hits_of(proxy: Proxy) -> int:
-    lane = manager_of(proxy).fast_lane
-    return 0 if lane is None else lane.hits
-
-
-def status_of(answer: bytes) -> int:
-    return int(answer.split(b" ", 2)[1])
-
-
-def without_date(answer: bytes) -> bytes:
-    return b"\r\n".join(line for line in answer.split(b"\r\n") if not line.startswith(b"Date: "))
-
-
-@dataclass
-class Connection:
-    reader: asyncio.StreamReader
-    writer: asyncio.StreamWriter
-
-    async def send(self, data: bytes) -> None:
-        self.writer.write(data)
-        await self.writer.drain()
-
-    async def answer(self) -> bytes:
-        """One whole answer (its head and its Content-Length of body), or b"" at EOF."""
-        try:
-            head = await asyncio.wait_for(self.reader.readuntil(b"\r\n\r\n"), 5)
-        except asyncio.IncompleteReadError as exc:
-            return exc.partial
-        length = 0
-        for line in head.split(b"\r\n"):
-            name, _, value = line.partition(b":")
-            if name.lower() == b"content-length":
-                length = int(value)
-        body = await asyncio.wait_for(self.reader.readexactly(length), 5)
-        return head + body
-
-    async def closed(self, within: float = 5) -> bool:
-        with contextlib.suppress(ConnectionError):
-            while await asyncio.wait_for(self.reader.read(65536), within):
-                pass
-        return True
-
-
-Connect = Callable[[Proxy], Awaitable[Connection]]
-
-
-@pytest.fixture
-async def connect() -> AsyncIterator[Connect]:
-    opened: list[Connection] = []
-
-    async def open_one(proxy: Proxy) -> Connection:
-        server = proxy.client.server
-        reader, writer = await asyncio.open_connection(server.host, server.port)
-        opened.append(Connection(reader, writer))
-        return opened[-1]
-
-    yield open_one
-    for connection in opened:
-        connection.writer.close()
-        with contextlib.suppress(ConnectionError):
-            await connection.writer.wait_closed()
 
 
 Start = Callable[..., Awaitable[Proxy]]
