@@ -360,13 +360,9 @@ class Fetcher:
         return await self._store(fetched, seconds)
 
     def _learn(self, status: int, asked_at: float) -> None:
-        if self.authorization is None:
-            return
-        identities = self.services.identities
-        if status == 401:
-            identities.forget(self.authorization)
-        elif 200 <= status < 300:
-            identities.approve(self.authorization, self.scope, asked_at=asked_at)
+        self.services.identities.learn(
+            self.authorization, status, scope=self.scope, asked_at=asked_at
+        )
 
     async def _store(self, fetched: Fetched, seconds: float) -> Outcome:
         settings = self.services.settings.cache

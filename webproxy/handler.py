@@ -117,8 +117,7 @@ async def _exchange(
             failure.headers["Cache-Status"] = cache_status
         return failure
     request[upstream_seconds_key] = call.seconds
-    if response.status == 401:
-        forget(request)
+    services.identities.learn(request.headers.get("Authorization"), response.status)
     await purge_after_write(request, raw_path, response.status)
     return await relay(request, response, cache_status=cache_status)
 
@@ -144,22 +143,14 @@ async def sign_in(request: web.Request, user_id: str) -> web.StreamResponse:
             return upstream_failure(request, exc)
         request[upstream_seconds_key] = call.seconds
         if isinstance(fetched, Oversized):  # too large to read whole: passed on, binds nothing
-            if fetched.response.status == 401:
-                forget(request)
+            services.identities.learn(authorization, fetched.response.status)
             return await relay(request, fetched.response, prefix=fetched.prefix)
-    if fetched.status == 401:
-        forget(request)
-    elif fetched.status == 200:
+    services.identities.learn(authorization, fetched.status)
+    if fetched.status == 200:
         user = parse_user(fetched.body)
         if user is not None and binds_identity(authorization, user_id, user):
             services.identities.bind(authorization, identity_of(user), asked_at=asked_at)
     return answer_fetched(fetched)
-
-
-def forget(request: web.Request) -> None:
-    authorization = request.headers.get("Authorization")
-    if authorization:
-        services_of(request).identities.forget(authorization)
 
 
 async def ready_for_write(request: web.Request, raw_path: str) -> bool:

@@ -100,6 +100,24 @@ class IdentityBook:
             for scope in [s for s in approvals if s.team not in (None, identity.team_id)]:
                 del approvals[scope]
 
+    def learn(
+        self,
+        authorization: str | None,
+        status: int,
+        *,
+        scope: Scope | None = None,
+        asked_at: float = 0.0,
+    ) -> None:
+        """What Finesse's answer `status` to this credential teaches, the one place every
+        upstream answer is read for it: a 401 forgets the credential; a 2xx to a cached
+        resource's own URL (`scope`) approves it for that scope."""
+        if not authorization:
+            return
+        if status == 401:
+            self.forget(authorization)
+        elif scope is not None and 200 <= status < 300:
+            self.approve(authorization, scope, asked_at=asked_at)
+
     def approve(self, authorization: str, scope: Scope, *, asked_at: float) -> None:
         """Finesse answered this credential for `scope`, to a request sent at `asked_at`
         (not before its newest sign-in: that one says what it may have now)."""

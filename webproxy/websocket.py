@@ -108,8 +108,7 @@ async def _connect(request: web.Request, upstream: Upstream) -> aiohttp.ClientWe
 
 def _refused(request: web.Request, refused: aiohttp.WSServerHandshakeError) -> web.Response:
     status = refused.status if 400 <= refused.status < 600 else 502
-    if status == 401 and "Authorization" in request.headers:
-        services_of(request).identities.forget(request.headers["Authorization"])
+    services_of(request).identities.learn(request.headers.get("Authorization"), status)
     headers = end_to_end(CIMultiDict(refused.headers or {}))
     headers.popall("Content-Length", None)
     text = f"webproxy: upstream refused the upgrade ({status})\n"

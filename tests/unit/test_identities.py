@@ -85,3 +85,18 @@ def test_an_answer_asked_before_the_newest_sign_in_teaches_nothing() -> None:
     grants = identities.grants(AGENT, old_team)
     assert grants is not None and grants.identity == moved  # the new team's facts stand
     assert old_team not in grants.approved
+
+
+def test_learn_reads_an_answer_once_for_all_callers() -> None:
+    clock = ManualClock()
+    identities = book(clock)
+    identities.learn(AGENT, 200, scope=CHAT, asked_at=clock())
+    assert identities.grants(AGENT, CHAT) is not None  # a 2xx to the scope's URL approves
+    identities.learn(OTHER, 200, asked_at=clock())
+    assert identities.grants(OTHER, CHAT) is None  # no scope: nothing to approve
+    identities.learn(None, 401)  # no credential: nothing to learn
+    identities.learn(AGENT, 403, scope=CHAT, asked_at=clock())
+    assert identities.grants(AGENT, CHAT) is not None  # a 403 teaches nothing
+    clock.advance(1)
+    identities.learn(AGENT, 401)
+    assert identities.grants(AGENT, CHAT) is None  # a 401 forgets at once
