@@ -41,7 +41,7 @@ from webproxy.cache.entry import CachedResponse
 from webproxy.cache.keys import key_of, vary_matches, wants_bypass
 from webproxy.cache.policy import Decision, Lookup, age, decide_lookup, remaining_ttl
 from webproxy.cache.routing import read_path
-from webproxy.cache.rules import API_PREFIX, match_cached
+from webproxy.cache.rules import API_PREFIX, Scope, match_cached
 from webproxy.identities import IdentityBook
 from webproxy.intake import BAD_PERCENT
 from webproxy.metrics import Metrics
@@ -71,6 +71,8 @@ _HANDED_OVER: Final = frozenset(
 )
 MAX_FIELDS: Final = 64
 """More fields than this are handed over (aiohttp's parser refuses more than 128)."""
+ROUTES_KEPT: Final = 4096
+"""Raw paths whose reading is remembered (`FastLane._route`)."""
 HEADS_KEPT: Final = 4096
 """Rendered heads kept (one per entry served), dropped all at once past this."""
 
@@ -98,6 +100,7 @@ class FastLane:
         self.hits = 0  # answered here, in all
         self._counted: dict[tuple[str, int], int] = {}  # (resource, status): not yet in metrics
         self._parts: _Parts | None = None  # the app's objects, once it has started
+        self._routes: dict[tuple[str, str], tuple[Scope, str] | None] = {}
 
     def answer(self, data: bytes) -> bytes | None:
         """The whole answer to `data` (one read), or None: hand it to aiohttp."""
@@ -127,9 +130,8 @@ class FastLane:
         authorization = headers.get("authorization")
         if authorization is None or "," in authorization or wants_bypass(query):
             return None
-        path = read_path(raw_path)
         cache = settings.cache
-        cached = match_cached(path, media_domain_path=cache.media_domain_path) if path else None
+        cached = self._route(raw_path, cache.media_domain_path)
         if cached is None:
             return None
         scope, keyed_path = cached
@@ -173,6 +175,20 @@ class FastLane:
         if store is not None:
             self._parts = parts
         return parts
+
+    def _route(self, raw_path: str, media_domain_path: str) -> tuple[Scope, str] | None:
+        """`match_cached(read_path(raw_path))`, remembered per raw path (desktops ask a
+        few dozen paths; the query, where `nocache` changes, is not part of it). Bounded:
+        dropped all at once past `ROUTES_KEPT`."""
+        memo = (raw_path, media_domain_path)
+        if memo in self._routes:
+            return self._routes[memo]
+        path = read_path(raw_path)
+        found = match_cached(path, media_domain_path=media_domain_path) if path else None
+        if len(self._routes) >= ROUTES_KEPT:
+            self._routes.clear()
+        self._routes[memo] = found
+        return found
 
     def fold(self, metrics: Metrics) -> None:
         """Put the hits counted since the last fold into `metrics` (at scrape time, and

@@ -110,6 +110,7 @@ class Scope:
     team: str | None = None
     counters: tuple[str, ...] = field(init=False, repr=False, compare=False)
     """Generation counters whose bump invalidates this scope's entries (computed once)."""
+    _hash: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if (self.resource is Resource.TEAM_RESOURCE) != (self.team is not None):
@@ -123,6 +124,10 @@ class Scope:
         else:
             counters = (ALL_COUNTER, TEAMS_COUNTER, team_counter(self.team))
         object.__setattr__(self, "counters", counters)
+        object.__setattr__(self, "_hash", hash((self.resource, self.team)))
+
+    def __hash__(self) -> int:
+        return self._hash  # computed once: scopes key the identity book's approvals
 
     @property
     def label(self) -> str:
