@@ -43,28 +43,26 @@ async def clear_cache(request: web.Request) -> web.Response:
     refused = _refuse_unauthorised(request)
     if refused is not None:
         return refused
-    app, query = request.app, request.query
+    services, query = services_of(request), request.query
     try:
         purges, cleared = _clears_for(query.get("cache"), query.get("team"), query.get("resource"))
     except ValueError as exc:
         return web.json_response({"error": str(exc)}, status=400)
+    bumped: set[tuple[int, str]] = set()  # `all` in each cache's store: Redis's only once
     for cache, purge in purges:
-        store = (
-            app[services_key].store
-            if cache is CacheName.REST
-            else app[services_key].http_stores[cache]
-        )
+        store = services.stores[cache]
+        if (id(store), purge.counter) in bumped:
+            continue
+        bumped.add((id(store), purge.counter))
         try:
             await store.purge(purge.counter)
         except StoreUnavailable as exc:
-            app[services_key].metrics.store_errors.labels("purge").inc()
+            services.metrics.store_errors.labels("purge").inc()
             log.warning("admin clear of %s owed until the store answers: %s", purge.counter, exc)
             return web.json_response({"error": "store unavailable; the clear is owed"}, status=503)
-    app[services_key].metrics.purges.labels(
-        PurgeReason.ADMIN
-    ).inc()  # one clear, however many bumps
+    services.metrics.purges.labels(PurgeReason.ADMIN).inc()  # one clear, however many bumps
     if any(cache is CacheName.REST for cache, _ in purges):
-        _forget_identities(app[services_key].identities, query.get("team"), query)
+        _forget_identities(services.identities, query.get("team"), query)
     log.info("cache cleared by admin: %s", cleared)
     return web.json_response({"cleared": cleared})
 
@@ -87,15 +85,10 @@ def _clears_for(
         purges, cleared = _purge_for(team, resource)
         return [(CacheName.REST, purge) for purge in purges], cleared
     if name in ("all", "webproxy"):
-        every = [(each, Purge.everything()) for each in _STORE_OWNERS]
+        every = [(each, Purge.everything()) for each in CacheName]
         return every, {"cache": name, "caches": [str(each) for each in CacheName]}
     named = CacheName(name)
     return [(named, purge) for purge in purges_for_cache(named)], {"cache": str(named)}
-
-
-#: A cache of each store that may hold entries of its own (the memory backend keeps one
-#: per cache): `clear all` bumps `all` in each (in Redis, the one store, several times).
-_STORE_OWNERS: Final = tuple(CacheName)
 
 
 def _forget_identities(
@@ -270,10 +263,7 @@ async def refresh_gauges(app: web.Application, *, store: bool = True) -> bool:
     metrics.identities.set(len(app[services_key].identities))
     if not store:
         return True
-    stores = {
-        id(each): each
-        for each in (app[services_key].store, *app[services_key].http_stores.stores.values())
-    }
+    stores = {id(each): each for each in app[services_key].stores.values()}  # Redis: one
     by_label: dict[str, LabelStats] = {}
     try:
         for each in stores.values():

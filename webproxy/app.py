@@ -27,6 +27,7 @@ from webproxy.admin import (
 from webproxy.answers import client_gone, refuse
 from webproxy.appkeys import Clock, LiveSettings, Services, SettingsSource, Worker, services_key
 from webproxy.cache.entry import CachedResponse, allocated, decode_entry, encode_entry
+from webproxy.cache.rules import CacheName
 from webproxy.cached import Outcome
 from webproxy.coalesce import Flights
 from webproxy.config import Settings, StoreSettings
@@ -36,7 +37,7 @@ from webproxy.fills import Fills
 from webproxy.fleet import Event, EventKind
 from webproxy.forward import make_upstream
 from webproxy.handler import proxy, purge, route_class
-from webproxy.http_cached import SCOPES, Filled, HttpStores, Passes, http_settings
+from webproxy.http_cached import SCOPES, Filled, Passes, http_settings
 from webproxy.identities import IdentityBook
 from webproxy.intake import refusal
 from webproxy.log_control import set_log, show_log
@@ -210,10 +211,11 @@ async def _upstream_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
-    store = app[services_key].settings.store
+    services = app[services_key]
+    settings = services.settings
+    store = settings.store
     if store.backend == "memory":
-        worker = app[services_key].worker
-        settings = app[services_key].settings
+        worker = services.worker
 
         def memory(max_bytes: int) -> MemoryStore[CachedResponse]:
             return MemoryStore[CachedResponse](
@@ -223,9 +225,10 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
                 max_entry_bytes=settings.cache.max_entry_bytes,
             )
 
-        app[services_key].store = memory(store.max_bytes)
-        app[services_key].http_stores = HttpStores(
-            {cache: memory(http_settings(settings, cache).max_bytes) for cache in SCOPES}
+        services.store = memory(store.max_bytes)
+        services.stores = {CacheName.REST: services.store}
+        services.stores.update(
+            (cache, memory(http_settings(settings, cache).max_bytes)) for cache in SCOPES
         )
         yield
         return
@@ -235,15 +238,15 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
         prefix=store.key_prefix,
         encode=encode_entry,
         decode=decode_entry,
-        max_entry_bytes=app[services_key].settings.cache.max_entry_bytes,
+        max_entry_bytes=settings.cache.max_entry_bytes,
     )
     lost = partial(shared.owe_clear, "event subscription lost (a failover may lose a purge)")
     events = RedisEvents(clients, prefix=store.key_prefix, lost=lost)
-    identities, fills = app[services_key].identities, app[services_key].fills
+    identities, fills = services.identities, services.fills
     identities.broadcast = fills.publish = events.publish
     tier = _local_tier(shared, store)
-    app[services_key].store = shared if tier is None else tier
-    app[services_key].http_stores = HttpStores(dict.fromkeys(SCOPES, app[services_key].store))
+    services.store = shared if tier is None else tier
+    services.stores = dict.fromkeys(CacheName, services.store)
 
     def deliver(event: Event) -> None:
         if event.kind is EventKind.FILLED:
@@ -276,7 +279,7 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
         if tier is not None:
             tier.publish = None
         await events.close()
-        await app[services_key].store.close()
+        await services.store.close()
         await clients.aclose()
 
 

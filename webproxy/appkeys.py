@@ -11,6 +11,7 @@ from aiohttp import web
 
 from webproxy.cache.entry import CachedResponse
 from webproxy.cache.policy import Lookup
+from webproxy.cache.rules import CacheName
 from webproxy.coalesce import Flights
 from webproxy.config import Settings
 from webproxy.fleet import IdentityEvents
@@ -26,7 +27,7 @@ if TYPE_CHECKING:  # these modules read `services_key`: their types only
     from webproxy.cached import Outcome
     from webproxy.fastlane import FastLane
     from webproxy.fills import Fills
-    from webproxy.http_cached import Filled, HttpStores, Passes
+    from webproxy.http_cached import Filled, Passes
 
 
 class LiveSettings:
@@ -78,7 +79,9 @@ class Services:
     # made as the app starts (its cleanup contexts), before it serves:
     upstream: Upstream = field(init=False)
     store: CacheStore[CachedResponse] = field(init=False)
-    http_stores: HttpStores = field(init=False)
+    stores: dict[CacheName, CacheStore[CachedResponse]] = field(init=False)
+    """Every cache's store, REST's (`store`) among them: the memory backend keeps one per
+    cache (each its own byte bound, `cache.<name>.max_bytes`); Redis is one for all."""
     repurges: Repurges = field(init=False)
 
     @property

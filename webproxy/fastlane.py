@@ -71,6 +71,7 @@ _HANDED_OVER: Final = frozenset(
 )
 MAX_FIELDS: Final = 64
 """More fields than this are handed over (aiohttp's parser refuses more than 128)."""
+CRLF: Final = "\r\n"
 ROUTES_KEPT: Final = 4096
 """Raw paths whose reading is remembered (`FastLane._route`)."""
 HEADS_KEPT: Final = 4096
@@ -213,9 +214,6 @@ class FastLane:
             f"{'' if head.dated else f'Date: {rfc822_formatted_time()}{CRLF}'}{head.server}\r\n"
         )
         return b"".join((head.start, tail.encode("ascii"), entry.body))
-
-
-CRLF: Final = "\r\n"
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Final, assert_never
 
@@ -28,7 +28,6 @@ from multidict import CIMultiDict
 from webproxy.answers import answer_fetched, upstream_failure
 from webproxy.appkeys import (
     Services,
-    cache_result_key,
     services_of,
     upstream_seconds_key,
 )
@@ -60,29 +59,17 @@ from webproxy.cache.policy import (
     remaining_ttl,
 )
 from webproxy.cache.rules import HTTP_RESOURCES, CacheName, Scope
-from webproxy.cached import put_entry
+from webproxy.cached import answer_hit, note_lookup, put_entry
 from webproxy.errors import StoreUnavailable, UpstreamError
 from webproxy.forward import Fetched, Oversized, fetch, upstream_headers
 from webproxy.logs import throttled
 from webproxy.settings import HttpCacheSettings, Settings
-from webproxy.stores.base import CacheStore
 
 log = logging.getLogger("webproxy.store")
 
 SCOPES: Final = {cache: Scope(resource) for cache, resource in HTTP_RESOURCES.items()}
 #: Response fields an entry does not keep: recomputed on every answer.
 NOT_STORED: Final = frozenset({"content-length", "age", "cache-status"})
-
-
-class HttpStores:
-    """The store of each HTTP cache: with the memory backend one each (its own byte
-    bound, `cache.<name>.max_bytes`); with Redis the one shared store."""
-
-    def __init__(self, stores: Mapping[CacheName, CacheStore[CachedResponse]]) -> None:
-        self.stores = dict(stores)
-
-    def __getitem__(self, cache: CacheName) -> CacheStore[CachedResponse]:
-        return self.stores[cache]
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +143,7 @@ async def serve_http_cached(
     remembered = services.passes.get(key)
     if remembered is not None:
         return _pass(request, scope, Lookup.UNCACHEABLE, remembered)
-    store = services.http_stores[cache]
+    store = services.stores[cache]
     try:
         found = await store.get(key, scope.counters)
     except StoreUnavailable as exc:
@@ -243,11 +230,6 @@ async def _fill(request: web.Request, fill: Fill, *, shared: bool) -> Filled:
         return await fill()
 
 
-def note_lookup(request: web.Request, scope: Scope, lookup: Lookup) -> None:
-    services_of(request).metrics.count_lookup(scope.label, lookup)
-    request[cache_result_key] = lookup
-
-
 def _pass(request: web.Request, scope: Scope, lookup: Lookup, detail: str | None) -> Pass:
     note_lookup(request, scope, lookup)
     return Pass(cache_status(lookup, detail=detail))
@@ -256,12 +238,13 @@ def _pass(request: web.Request, scope: Scope, lookup: Lookup, detail: str | None
 def answer_entry(
     request: web.Request, entry: CachedResponse, now: float, status: str
 ) -> web.Response:
-    """The entry, or a 304 when the request's validators match it; `Age` on both."""
+    """The entry as the REST cache answers it (`answer_hit`: a large body paced), or a 304
+    when the request's validators match it; `Age` on both, and `status` as Cache-Status."""
     if not_modified(request.headers, entry.headers):
         response = web.Response(status=304, headers=not_modified_headers(entry.headers))
+        response.headers["Age"] = str(age(entry, now))
     else:
-        response = web.Response(status=entry.status, body=entry.body, headers=entry.headers)
-    response.headers["Age"] = str(age(entry, now))
+        response = answer_hit(entry, now)
     response.headers["Cache-Status"] = status
     return response
 
@@ -278,7 +261,7 @@ async def _failed(
     fwd_status = fetched.status if fetched is not None else None
     if entry is not None and may_serve_stale(entry.headers):
         try:
-            found = await services.http_stores[fill.cache].get(fill.key, fill.scope.counters)
+            found = await services.stores[fill.cache].get(fill.key, fill.scope.counters)
         except StoreUnavailable:
             found = None
         again = found.value if found is not None else None
@@ -377,7 +360,7 @@ class Fill:
         """Kept for revalidation past its freshness: at least `ttl` of this cache, plus
         the stale-if-error window."""
         window = self.services.settings.cache.stale_if_error
-        store = self.services.http_stores[self.cache]
+        store = self.services.stores[self.cache]
         keep = keep_time(max(entry.ttl, self._ttl), window)
         return await put_entry(
             self.services, store, self.key, entry, keep=keep, generation=self.generation

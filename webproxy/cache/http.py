@@ -43,7 +43,7 @@ from typing import Final
 from urllib.parse import unquote_plus
 
 from webproxy.cache.keys import canonical_query, wants_bypass
-from webproxy.cache.policy import parse_cache_control
+from webproxy.cache.policy import delta_seconds, parse_cache_control
 from webproxy.cache.rules import CacheName
 
 STATIC_EXTENSIONS: Final = frozenset(
@@ -76,7 +76,6 @@ NOT_MODIFIED_FIELDS: Final = frozenset(
 )
 #: Response fields a 304 from Finesse does not update in the entry (RFC 9111 3.2).
 _KEPT_ON_304: Final = frozenset({"content-length", "content-encoding", "content-type"})
-_MAX_SECONDS: Final = 2**31
 
 
 def http_cache_for(path: str) -> CacheName | None:
@@ -230,7 +229,7 @@ def decide_http_storage(
     if ttl <= 0 and "etag" not in fields and "last-modified" not in fields:
         return HttpStorage(False, HttpStorageReason.NO_VALIDATOR)
     varied = tuple(sorted(set(vary) - {"accept-encoding"}))
-    age = float(_seconds(fields.get("age")) or 0)
+    age = float(delta_seconds(fields.get("age", "0")))
     return HttpStorage(True, HttpStorageReason.STORED, max(0.0, ttl), age, varied)
 
 
@@ -239,7 +238,7 @@ def _lifetime(
 ) -> float:
     for name in ("s-maxage", "max-age"):
         if name in directives:
-            return float(_seconds(directives[name]) or 0)
+            return float(delta_seconds(directives[name]))
     if "expires" in fields:
         expires = _http_date(fields["expires"])
         if expires is None:
@@ -325,15 +324,6 @@ def not_modified_headers(headers: Iterable[tuple[str, str]]) -> tuple[tuple[str,
 
 def _opaque(tag: str) -> str:
     return tag.removeprefix("W/")
-
-
-def _seconds(value: str | None) -> int | None:
-    if value is None:
-        return None
-    value = value.strip()
-    if not value.isascii() or not value.isdigit():
-        return 0
-    return min(int(value), _MAX_SECONDS)
 
 
 def _http_date(value: str) -> float | None:

@@ -211,11 +211,11 @@ _REFUSING_DIRECTIVES: Final = (
 def _freshness_limit(directives: Mapping[str, str | None]) -> int | None:
     for name in ("s-maxage", "max-age"):
         if name in directives:
-            return _delta_seconds(directives[name])
+            return delta_seconds(directives[name])
     return None
 
 
-def _delta_seconds(value: str | None) -> int:
+def delta_seconds(value: str | None) -> int:
     """RFC 9111 1.2.2 delta-seconds; anything invalid counts as 0 (stale)."""
     if value is None or not value.isascii() or not value.isdigit():
         return 0
@@ -239,7 +239,7 @@ def parse_cache_control(values: Iterable[str]) -> dict[str, str | None]:
             if name not in directives:
                 directives[name] = parsed
             elif name in ("max-age", "s-maxage"):
-                smaller = min(_delta_seconds(directives[name]), _delta_seconds(parsed))
+                smaller = min(delta_seconds(directives[name]), delta_seconds(parsed))
                 directives[name] = str(smaller)
     return directives
 
