@@ -10,7 +10,8 @@ import redis.asyncio
 
 from tests.conftest import ADMIN, AGENT, Proxy, ProxyFactory, Sim
 from tests.functional.finesse import eventually, upstream_gets
-from tests.functional.test_shared_redis import CODES, NEW_CODE, XML, two_replicas
+from tests.functional.fleetchecks import CODES, NEW_CODE, XML
+from tests.functional.test_shared_redis import two_replicas
 from tests.redisfixture import RedisServer
 from webproxy.appkeys import services_key
 from webproxy.stores.local import LocalTier

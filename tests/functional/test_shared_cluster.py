@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
-from tests.conftest import ADMIN, AGENT, Proxy, ProxyFactory, Sim, settings_for
-from tests.functional.finesse import sign_in, upstream_gets
-from tests.functional.test_shared_redis import CODES, NEW_CODE, XML
+from tests.conftest import AGENT, Proxy, ProxyFactory, Sim, settings_for
+from tests.functional.finesse import sign_in
+from tests.functional.fleetchecks import (
+    CODES,
+    a_write_through_one_is_fresh_through_the_other,
+    misses_at_both_share_one_fetch,
+)
 from tests.redisfixture import free_port
 from tests.redisfleet import ClusterFleet
 from webproxy.appkeys import services_key
 from webproxy.config import Secret
-from webproxy.sim.faults import Fault, FaultKind
 from webproxy.stores.redis import RedisStore
 
 
@@ -54,28 +55,13 @@ async def test_a_team_write_through_one_replica_purges_for_the_other_on_a_cluste
     await second.client.get(CODES, headers=AGENT)
     hit = await second.client.get(CODES, headers=AGENT)
     assert hit.headers["Cache-Status"].startswith("webproxy; hit")
-    write = await first.client.post(
-        "/finesse/api/ReasonCode", data=NEW_CODE, headers={**ADMIN, **XML}
-    )
-    assert write.status == 200
-    fresh = await second.client.get(CODES, headers=AGENT)
-    assert fresh.headers["Cache-Status"].startswith("webproxy; fwd=miss")
-    assert b"Shared drill" in await fresh.read()
+    await a_write_through_one_is_fresh_through_the_other(first, second)
 
 
 async def test_misses_at_two_replicas_share_one_upstream_fetch_on_a_cluster(
     sim: Sim, replicas: tuple[Proxy, Proxy]
 ) -> None:
-    sim.sim.inject(Fault("/finesse/api/TeamResource", FaultKind.LATENCY, seconds=0.5))
-    sim.sim.reset_stats()
-    answers = await asyncio.gather(
-        *(proxy.client.get(CODES, headers=AGENT) for proxy in (*replicas, *replicas))
-    )
-    assert [answer.status for answer in answers] == [200] * 4
-    assert upstream_gets(sim, "/finesse/api/TeamResource/5000/ReasonCodes") == 1
-    statuses = sorted(answer.headers["Cache-Status"] for answer in answers)
-    assert sum("collapsed" in status for status in statuses) == 3, statuses
-    assert len({await answer.read() for answer in answers}) == 1
+    await misses_at_both_share_one_fetch(sim, replicas)
 
 
 async def test_a_proxy_on_an_unreachable_cluster_answers_through_finesse(

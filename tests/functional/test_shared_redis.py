@@ -9,18 +9,19 @@ import redis.asyncio
 
 from tests.conftest import ADMIN, AGENT, Proxy, ProxyFactory, Sim, settings_for
 from tests.functional.finesse import eventually, sign_in, upstream_gets
+from tests.functional.fleetchecks import (
+    CODES,
+    NEW_CODE,
+    XML,
+    a_write_through_one_is_fresh_through_the_other,
+    misses_at_both_share_one_fetch,
+)
 from tests.redisfixture import RedisServer
 from webproxy.appkeys import services_key
 from webproxy.cache.rules import Resource, Scope
 from webproxy.config import Secret
 from webproxy.sim.faults import Fault, FaultKind
 
-CODES = "/finesse/api/TeamResource/5000/ReasonCodes?category=ALL"
-NEW_CODE = (
-    "<ReasonCode><category>NOT_READY</category><code>778</code>"
-    "<label>Shared drill</label><forAll>true</forAll></ReasonCode>"
-)
-XML = {"Content-Type": "application/xml"}
 CHAT = "/finesse/api/ChatConfig"
 CHAT_SCOPE = Scope(Resource.CHAT_CONFIG)
 
@@ -67,13 +68,7 @@ async def test_a_write_through_one_replica_is_seen_fresh_through_the_other(
 ) -> None:
     first, second = replicas
     await second.client.get(CODES, headers=AGENT)
-    write = await first.client.post(
-        "/finesse/api/ReasonCode", data=NEW_CODE, headers={**ADMIN, **XML}
-    )
-    assert write.status == 200
-    fresh = await second.client.get(CODES, headers=AGENT)
-    assert fresh.headers["Cache-Status"].startswith("webproxy; fwd=miss")
-    assert b"Shared drill" in await fresh.read()
+    await a_write_through_one_is_fresh_through_the_other(first, second)
 
 
 async def test_requests_succeed_through_finesse_while_redis_is_down(
@@ -222,17 +217,7 @@ async def test_a_replica_that_lost_its_subscription_forgets_what_it_learned(
 async def test_misses_of_one_key_at_two_replicas_share_one_upstream_fetch(
     sim: Sim, replicas: tuple[Proxy, Proxy]
 ) -> None:
-    sim.sim.inject(Fault("/finesse/api/TeamResource", FaultKind.LATENCY, seconds=0.5))
-    sim.sim.reset_stats()
-    answers = await asyncio.gather(
-        *(proxy.client.get(CODES, headers=AGENT) for proxy in (*replicas, *replicas))
-    )
-    assert [answer.status for answer in answers] == [200] * 4
-    assert upstream_gets(sim, "/finesse/api/TeamResource/5000/ReasonCodes") == 1
-    statuses = sorted(answer.headers["Cache-Status"] for answer in answers)
-    assert sum("collapsed" in status for status in statuses) == 3, statuses
-    bodies = {await answer.read() for answer in answers}
-    assert len(bodies) == 1
+    await misses_at_both_share_one_fetch(sim, replicas)
 
 
 async def test_a_replica_waiting_on_a_failed_fill_fetches_for_itself(

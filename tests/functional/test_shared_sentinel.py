@@ -11,7 +11,12 @@ from aiohttp import ClientResponse
 
 from tests.conftest import ADMIN, AGENT, Proxy, ProxyFactory, Sim, settings_for
 from tests.functional.finesse import sign_in
-from tests.functional.test_shared_redis import CODES, NEW_CODE, XML
+from tests.functional.fleetchecks import (
+    CODES,
+    NEW_CODE,
+    XML,
+    a_write_through_one_is_fresh_through_the_other,
+)
 from tests.redisfleet import SentinelFleet
 from webproxy.config import Secret
 
@@ -52,13 +57,7 @@ async def test_replicas_through_sentinels_cache_and_purge(
     assert stored.headers["Cache-Status"].endswith("stored")
     hit = await second.client.get(CODES, headers=AGENT)
     assert hit.headers["Cache-Status"].startswith("webproxy; hit")
-    write = await first.client.post(
-        "/finesse/api/ReasonCode", data=NEW_CODE, headers={**ADMIN, **XML}
-    )
-    assert write.status == 200
-    fresh = await second.client.get(CODES, headers=AGENT)
-    assert fresh.headers["Cache-Status"].startswith("webproxy; fwd=miss")
-    assert b"Shared drill" in await fresh.read()
+    await a_write_through_one_is_fresh_through_the_other(first, second)
 
 
 async def test_a_failover_is_ridden_out_and_a_purge_made_during_it_is_kept(
