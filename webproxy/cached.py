@@ -22,7 +22,6 @@ from webproxy.appkeys import (
     services_of,
     upstream_seconds_key,
 )
-from webproxy.cache.access import may_receive
 from webproxy.cache.entry import CachedResponse
 from webproxy.cache.keys import build_key, select_headers, vary_matches, wants_bypass
 from webproxy.cache.policy import (
@@ -249,7 +248,7 @@ async def _stale_answer(
 def _allowed(request: web.Request, scope: Scope) -> bool:
     """May this request's credential receive `scope`, by what Finesse has said so far?"""
     authorization = request.headers.get("Authorization")
-    return may_receive(services_of(request).identities.grants(authorization, scope), scope)
+    return services_of(request).identities.allows(authorization, scope)
 
 
 def _window(request: web.Request) -> float:

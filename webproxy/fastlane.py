@@ -33,10 +33,10 @@ from typing import Final
 
 from aiohttp.helpers import rfc822_formatted_time
 from aiohttp.http import SERVER_SOFTWARE
+from multidict import CIMultiDict
 
 from webproxy.answers import PACE
 from webproxy.appkeys import Clock, LiveSettings, Services
-from webproxy.cache.access import may_receive
 from webproxy.cache.entry import CachedResponse
 from webproxy.cache.keys import key_of, vary_matches, wants_bypass
 from webproxy.cache.policy import Decision, Lookup, age, decide_lookup, remaining_ttl
@@ -45,30 +45,25 @@ from webproxy.cache.rules import API_PREFIX, Scope, match_cached
 from webproxy.identities import IdentityBook
 from webproxy.intake import BAD_PERCENT
 from webproxy.metrics import Metrics
+from webproxy.settings import Settings
 
 _HEAD: Final = re.compile(
-    rb"GET (/[!-~]*) HTTP/1\.1\r\n"
-    rb"((?:[!#$%&'*+.^_`|~0-9A-Za-z-]+:[ \t]*(?:[!-~](?:[ -~]*[!-~])?)?[ \t]*\r\n)+)\r\n"
+    rb"GET (" + re.escape(API_PREFIX.encode()) + rb"[!-~]*) HTTP/1\.1\r"
+    rb"(\n(?:[!#$%&'*+.^_`|~0-9A-Za-z-]+:[\t -~]*\r\n)+)\r\n"
 )
-"""One whole request head, strictly formed: the request line and field lines of visible
-ASCII (a field value may hold spaces and tabs, not at its ends), nothing after it."""
-#: Fields that make the slow path do something the lane does not: handed over.
-_HANDED_OVER: Final = frozenset(
-    {
-        "connection",
-        "content-length",
-        "transfer-encoding",
-        "expect",
-        "upgrade",
-        "te",
-        "x-http-method-override",
-        "x-http-method",
-        "x-method-override",
-        "x-original-url",
-        "x-rewrite-url",
-        "sec-websocket-key1",  # aiohttp's parser refuses it (an old WebSocket handshake)
-    }
+"""One whole request head for the API, strictly formed: the request line and field lines
+of visible ASCII, spaces and tabs, nothing after it. Its second group, the field lines,
+starts with the request line's LF, so every field name follows a LF."""
+_HANDED_OVER: Final = re.compile(
+    rb"\n(?:connection|content-length|transfer-encoding|expect|upgrade|te"
+    rb"|x-http-method-override|x-http-method|x-method-override|x-original-url|x-rewrite-url"
+    rb"|sec-websocket-key1):"  # aiohttp's parser refuses the last (an old WebSocket handshake)
 )
+"""Fields (in the lower-cased field lines) that make the slow path do something the lane
+does not: handed over."""
+_READ: Final = re.compile(rb"\n(host|authorization|accept|range):[ \t]*([^\r]*)")
+"""The fields the lane reads, in the lower-cased field lines: name and value (the value's
+span is the same in the field lines as they came; its trailing blanks not yet dropped)."""
 MAX_FIELDS: Final = 64
 """More fields than this are handed over (aiohttp's parser refuses more than 128)."""
 CRLF: Final = "\r\n"
@@ -92,6 +87,28 @@ class _Parts:
     clock: Clock
 
 
+@dataclass(frozen=True, slots=True)
+class _Gate:
+    """What the lane reads of the settings in force, taken once per settings object."""
+
+    settings: Settings
+    max_bytes: int  # a longer read is handed over; -1 while the cache is off
+    max_key_bytes: int
+    media_domain_path: str
+    stale_if_error: float
+
+    @classmethod
+    def of(cls, settings: Settings) -> _Gate:
+        server, cache = settings.server, settings.cache
+        return cls(
+            settings,
+            min(server.max_head_bytes, server.max_header_bytes) if cache.enabled else -1,
+            cache.max_key_bytes,
+            cache.media_domain_path,
+            cache.stale_if_error,
+        )
+
+
 class FastLane:
     """Answers fresh hits from the app's objects; one per proxy app."""
 
@@ -101,49 +118,56 @@ class FastLane:
         self.hits = 0  # answered here, in all
         self._counted: dict[tuple[str, int], int] = {}  # (resource, status): not yet in metrics
         self._parts: _Parts | None = None  # the app's objects, once it has started
-        self._routes: dict[tuple[str, str], tuple[Scope, str] | None] = {}
+        self._gate: _Gate | None = None
+        self._routes: dict[str, tuple[Scope, str] | None] = {}
+        self._routes_for = ""  # the media domain path the routes were read with
 
     def answer(self, data: bytes) -> bytes | None:
         """The whole answer to `data` (one read), or None: hand it to aiohttp."""
         parts = self._parts or self._start()
         if parts.peek is None:
             return None
-        settings = parts.live.current
-        if (
-            len(data) > settings.server.max_head_bytes
-            or len(data) > settings.server.max_header_bytes  # so is every line of it
-            or not settings.cache.enabled
-            or (not access_log.disabled and access_log.isEnabledFor(logging.INFO))
-        ):
-            return None
+        gate = self._gate
+        if gate is None or gate.settings is not parts.live.current:
+            gate = self._gate = _Gate.of(parts.live.current)
+        if len(data) > gate.max_bytes or access_log.isEnabledFor(logging.INFO):
+            return None  # (the slow path writes the access log's lines)
         head = _HEAD.fullmatch(data)
         if head is None:
             return None
         target = head.group(1).decode("ascii")
         raw_path, _, query = target.partition("?")
-        if not raw_path.startswith(API_PREFIX) or "%" in raw_path or ";" in raw_path:
+        if "%" in raw_path or ";" in raw_path or "#" in query:
             return None
-        if "#" in target or ("%" in query and BAD_PERCENT.search(query) is not None):
+        if "%" in query and BAD_PERCENT.search(query) is not None:
             return None
-        headers = _fields(head.group(2).decode("ascii"))
-        if headers is None:
+        fields = head.group(2)
+        lowered = fields.lower()
+        if fields.count(b"\n") > MAX_FIELDS + 1 or _HANDED_OVER.search(lowered) is not None:
             return None
-        authorization = headers.get("authorization")
-        if authorization is None or "," in authorization or wants_bypass(query):
+        read: dict[bytes, bytes] = {}
+        for field in _READ.finditer(lowered):
+            name = field.group(1)
+            if name in read:
+                return None  # sent twice
+            read[name] = fields[field.start(2) : field.end(2)].rstrip(b" \t")
+        authorization = read.get(b"authorization")
+        if b"host" not in read or authorization is None or b"," in authorization:
             return None
-        cache = settings.cache
-        cached = self._route(raw_path, cache.media_domain_path)
+        if wants_bypass(query):
+            return None
+        accept, ranges = read.get(b"accept"), read.get(b"range")
+        cached = self._route(raw_path, gate.media_domain_path)
         if cached is None:
             return None
         scope, keyed_path = cached
-        accept, ranges = headers.get("accept"), headers.get("range")
         key = key_of(
             keyed_path,
             query,
-            [accept] if accept is not None else [],
-            [ranges] if ranges is not None else [],
+            [] if accept is None else [accept.decode("ascii")],
+            [] if ranges is None else [ranges.decode("ascii")],
         )
-        if len(key) > cache.max_key_bytes:
+        if len(key) > gate.max_key_bytes:
             return None
         entry = parts.peek(key, scope.counters)
         if entry is None or len(entry.body) > PACE:
@@ -151,20 +175,23 @@ class FastLane:
         now = parts.clock()
         decision = decide_lookup(
             entry,
-            allowed=may_receive(parts.identities.grants(authorization, scope), scope),
+            allowed=parts.identities.allows(authorization.decode("ascii"), scope),
             bypass=False,
-            vary_ok=vary_matches(entry.vary, headers),
+            vary_ok=not entry.vary or _vary_matches(entry, fields),
             now=now,
-            stale_if_error=cache.stale_if_error,
+            stale_if_error=gate.stale_if_error,
         )
         if decision is not Decision.HIT:
             return None
-        answer = self._render(entry, now)
+        head_of = self._heads.get(id(entry))
+        if head_of is None or head_of.entry() is not entry:
+            head_of = self._head(entry, scope)
+        answer = head_of.answer(entry, now)
         if answer is None:
             return None
         self.hits += 1
-        counted = (scope.label, entry.status)
-        self._counted[counted] = self._counted.get(counted, 0) + 1
+        counted = self._counted
+        counted[head_of.counted] = counted.get(head_of.counted, 0) + 1
         return answer
 
     def _start(self) -> _Parts:
@@ -180,16 +207,28 @@ class FastLane:
     def _route(self, raw_path: str, media_domain_path: str) -> tuple[Scope, str] | None:
         """`match_cached(read_path(raw_path))`, remembered per raw path (desktops ask a
         few dozen paths; the query, where `nocache` changes, is not part of it). Bounded:
-        dropped all at once past `ROUTES_KEPT`."""
-        memo = (raw_path, media_domain_path)
-        if memo in self._routes:
-            return self._routes[memo]
+        dropped all at once past `ROUTES_KEPT`, and when the media domain path changes."""
+        routes = self._routes
+        if media_domain_path != self._routes_for:
+            routes.clear()
+            self._routes_for = media_domain_path
+        try:
+            return routes[raw_path]
+        except KeyError:
+            pass
         path = read_path(raw_path)
         found = match_cached(path, media_domain_path=media_domain_path) if path else None
-        if len(self._routes) >= ROUTES_KEPT:
-            self._routes.clear()
-        self._routes[memo] = found
+        if len(routes) >= ROUTES_KEPT:
+            routes.clear()
+        routes[raw_path] = found
         return found
+
+    def _head(self, entry: CachedResponse, scope: Scope) -> _Head:
+        heads = self._heads
+        if len(heads) >= HEADS_KEPT:
+            heads.clear()
+        head = heads[id(entry)] = _Head(entry, scope.label)
+        return head
 
     def fold(self, metrics: Metrics) -> None:
         """Put the hits counted since the last fold into `metrics` (at scrape time, and
@@ -199,53 +238,62 @@ class FastLane:
             metrics.count_lookup(resource, Lookup.HIT, hits)
             metrics.count_request("api", status, hits)
 
-    def _render(self, entry: CachedResponse, now: float) -> bytes | None:
-        head = self._heads.get(id(entry))
-        if head is None or head.entry() is not entry:
-            if len(self._heads) >= HEADS_KEPT:
-                self._heads.clear()
-            head = self._heads[id(entry)] = _Head.of(entry)
-        if not head.start:
-            return None
-        tail = (
-            f"Age: {age(entry, now)}\r\n"
-            f"Cache-Status: webproxy; hit; ttl={remaining_ttl(entry, now)}\r\n"
-            f"{head.length}{head.content_type}"
-            f"{'' if head.dated else f'Date: {rfc822_formatted_time()}{CRLF}'}{head.server}\r\n"
-        )
-        return b"".join((head.start, tail.encode("ascii"), entry.body))
 
-
-@dataclass(frozen=True, slots=True)
 class _Head:
-    """What an entry's answers share: the status line and stored headers (`start`, b""
-    when the lane must not serve it), and the fields aiohttp adds after `Cache-Status`."""
+    """One entry's answers: the status line and stored headers rendered once (`start`, b""
+    when the lane must not serve it), and the last whole answer, which stays right for a
+    second at most (its `Age`, `Cache-Status` ttl and `Date` change by the second)."""
 
-    entry: weakref.ref[CachedResponse]  # never keeps an entry the store let go of
-    start: bytes
-    length: str
-    content_type: str
-    dated: bool
-    server: str
+    __slots__ = (
+        "_age",
+        "_answer",
+        "_date",
+        "content_type",
+        "counted",
+        "dated",
+        "entry",
+        "length",
+        "server",
+        "start",
+    )
 
-    @classmethod
-    def of(cls, entry: CachedResponse) -> _Head:
+    def __init__(self, entry: CachedResponse, label: str) -> None:
         present = {name.lower() for name, _ in entry.headers}
-        return cls(
-            entry=weakref.ref(entry),
-            start=_head(entry),
-            length=f"Content-Length: {len(entry.body)}\r\n",
-            content_type=(
-                "Content-Type: application/octet-stream\r\n"
-                if entry.body and "content-type" not in present
-                else ""
-            ),
-            dated="date" in present,
-            server="" if "server" in present else f"Server: {SERVER_SOFTWARE}\r\n",
+        self.entry = weakref.ref(entry)  # never keeps an entry the store let go of
+        self.counted = (label, entry.status)
+        self.start = _start_of(entry)
+        self.length = f"Content-Length: {len(entry.body)}\r\n"
+        self.content_type = (
+            "Content-Type: application/octet-stream\r\n"
+            if entry.body and "content-type" not in present
+            else ""
         )
+        self.dated = "date" in present
+        self.server = "" if "server" in present else f"Server: {SERVER_SOFTWARE}\r\n"
+        self._age = -1
+        self._date = ""
+        self._answer = b""
+
+    def answer(self, entry: CachedResponse, now: float) -> bytes | None:
+        """The whole answer at `now`: the last one again within its second."""
+        if not self.start:
+            return None
+        seconds = age(entry, now)
+        date = "" if self.dated else rfc822_formatted_time()
+        if seconds == self._age and date is self._date:  # aiohttp keeps one string a second
+            return self._answer
+        dated = f"Date: {date}{CRLF}" if date else ""
+        tail = (
+            f"Age: {seconds}\r\n"
+            f"Cache-Status: webproxy; hit; ttl={remaining_ttl(entry, now)}\r\n"
+            f"{self.length}{self.content_type}{dated}{self.server}\r\n"
+        )
+        answer = b"".join((self.start, tail.encode("ascii"), entry.body))
+        self._age, self._date, self._answer = seconds, date, answer
+        return answer
 
 
-def _head(entry: CachedResponse) -> bytes:
+def _start_of(entry: CachedResponse) -> bytes:
     """The status line and the stored headers, as aiohttp writes them; b"" (never served
     here) for a status without a phrase or a header that is not printable ASCII."""
     try:
@@ -258,18 +306,10 @@ def _head(entry: CachedResponse) -> bytes:
     return head.encode("ascii") if head.isascii() else b""
 
 
-def _fields(block: str) -> dict[str, str] | None:
-    """The request's fields by lower-case name (their lines already checked by `_HEAD`),
-    or None for anything the lane leaves to aiohttp: a repeated name, a field it hands
-    over, more than `MAX_FIELDS`, no `Host`."""
-    fields: dict[str, str] = {}
-    lines = block.split("\r\n")[:-1]
-    if len(lines) > MAX_FIELDS:
-        return None
-    for line in lines:
+def _vary_matches(entry: CachedResponse, fields: bytes) -> bool:
+    """`vary_matches` for an entry that varies on more fields (rare: it reads them all)."""
+    headers: list[tuple[str, str]] = []
+    for line in fields.decode("ascii").split("\r\n")[1:-1]:
         name, _, value = line.partition(":")
-        name = name.lower()
-        if name in fields or name in _HANDED_OVER:
-            return None
-        fields[name] = value.strip(" \t")
-    return fields if "host" in fields else None
+        headers.append((name, value.strip(" \t")))
+    return vary_matches(entry.vary, CIMultiDict(headers))

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from typing import Final, TypeVar
 
-from webproxy.cache.access import Grants, Identity
+from webproxy.cache.access import Grants, Identity, entitled
 from webproxy.cache.rules import Scope
 from webproxy.fleet import Event, EventKind, IdentityEvents
 
@@ -40,7 +40,9 @@ class IdentityBook:
         key: bytes | None = None,
         events: IdentityEvents | None = None,
     ) -> None:
-        self._key = key if key is not None else secrets.token_bytes(32)
+        self._keyed = hashlib.blake2b(
+            key=key if key is not None else secrets.token_bytes(32), digest_size=16
+        )
         self._events = events
         self._seen = events.head if events is not None else 0
         #: Tells the other replicas (Redis pub/sub, `stores.redis_events`); set by the app.
@@ -54,15 +56,35 @@ class IdentityBook:
         self._signed_in: dict[bytes, float] = {}  # digest -> when its newest binding was asked
 
     def digest(self, authorization: str) -> bytes:
-        return hashlib.blake2b(
-            authorization.encode("utf-8", "surrogateescape"), key=self._key, digest_size=16
-        ).digest()
+        hashed = self._keyed.copy()  # the key's block hashed once, not per credential
+        hashed.update(authorization.encode("utf-8", "surrogateescape"))
+        return hashed.digest()
+
+    def allows(self, authorization: str | None, scope: Scope) -> bool:
+        """`may_receive(self.grants(authorization, scope), scope)`, without building the
+        grants: the question every cache hit asks (`cached`, `fastlane`)."""
+        if not authorization:
+            return False
+        events = self._events
+        if events is not None and events.head != self._seen:
+            self.catch_up()
+        digest = self.digest(authorization)
+        now = self._timer()
+        held = self._identities.get(digest)
+        approvals = self._approvals.get(digest)
+        return entitled(
+            held[0] if held is not None and held[1] > now else None,
+            approvals is not None and approvals.get(scope, 0.0) > now,
+            scope,
+        )
 
     def grants(self, authorization: str | None, scope: Scope) -> Grants | None:
         """The live facts about this credential that bear on `scope`, or None."""
         if not authorization:
             return None
-        self.catch_up()
+        events = self._events
+        if events is not None and events.head != self._seen:
+            self.catch_up()
         digest = self.digest(authorization)
         now = self._timer()
         held = self._identities.get(digest)

@@ -45,9 +45,15 @@ def may_receive(grants: Grants | None, scope: Scope) -> bool:
     """
     if grants is None:
         return False
-    if scope in grants.approved:
+    return entitled(grants.identity, scope in grants.approved, scope)
+
+
+def entitled(identity: Identity | None, approved: bool, scope: Scope) -> bool:
+    """`may_receive` from its parts: who the credential is (None: unknown) and whether
+    Finesse approved it for `scope`. The identity book's `allows` asks this on every hit
+    without building `Grants`."""
+    if approved:
         return True
-    identity = grants.identity
     if identity is None:
         return False
     if scope.team is None:

@@ -39,8 +39,10 @@ def canonical_query(query_string: str) -> str:
     """
     if not query_string:
         return ""
-    pairs = [p for p in query_string.split("&") if p and _param_name(p) not in IGNORED_QUERY_PARAMS]
-    pairs.sort(key=_param_name)
+    ignored = IGNORED_QUERY_PARAMS
+    pairs = [p for p in query_string.split("&") if p and p.partition("=")[0] not in ignored]
+    if len(pairs) > 1:
+        pairs.sort(key=_param_name)
     return "&".join(pairs)
 
 
