@@ -50,6 +50,7 @@ from redis.asyncio.cluster import RedisCluster
 
 from webproxy.errors import StoreUnavailable
 from webproxy.stores.base import ALL, Found, LabelStats, StoreStats, V, check_put
+from webproxy.stores.batched_reads import BatchedReads
 from webproxy.stores.redis_clients import FAILURES
 
 log = logging.getLogger("webproxy.store")
@@ -178,6 +179,10 @@ class RedisStore(Generic[V]):
         self._prefix = prefix
         self._encode = encode
         self._decode = decode
+        #: Hits' reads, one pipeline per turn of the loop (not in cluster mode: see there).
+        self._reads = (
+            BatchedReads(client) if isinstance(client, Redis) and not self.cluster else None
+        )
         self._put_script = client.register_script(PUT_SCRIPT)
         self._release_script = client.register_script(RELEASE_SCRIPT)
         self._owed_clear = False
@@ -213,11 +218,14 @@ class RedisStore(Generic[V]):
     async def _read(
         self, entry_key: str, names: tuple[str, ...]
     ) -> tuple[object, Sequence[object]]:
-        """The entry's stored form (or None) and its counters' raw values: one MGET, or in
-        cluster mode a GET and an MGET of the counters' one slot, sent together."""
+        """The entry's stored form (or None) and its counters' raw values: one MGET (with
+        the other reads of this turn of the loop, `BatchedReads`), or in cluster mode a GET
+        and an MGET of the counters' one slot, sent together."""
         gen_keys = list(map(self._gen_key, names))
         if not self.cluster:
-            raw = await self._client.mget([entry_key, *gen_keys])
+            keys = [entry_key, *gen_keys]
+            read = self._reads.mget(keys) if self._reads is not None else self._client.mget(keys)
+            raw: Sequence[object] = await read
             return raw[0], raw[1:]
         blob, values = await asyncio.gather(
             self._client.get(entry_key), self._client.mget(gen_keys)
@@ -386,4 +394,5 @@ class RedisStore(Generic[V]):
             await self._client.ping()
 
     async def close(self) -> None:
-        return None
+        if self._reads is not None:
+            await self._reads.close()
