@@ -57,13 +57,12 @@ starts with the request line's LF, so every field name follows a LF."""
 _HANDED_OVER: Final = re.compile(
     rb"\n(?:connection|content-length|transfer-encoding|expect|upgrade|te"
     rb"|x-http-method-override|x-http-method|x-method-override|x-original-url|x-rewrite-url"
-    rb"|sec-websocket-key1):"  # aiohttp's parser refuses the last (an old WebSocket handshake)
+    rb"|sec-websocket-key1):",  # aiohttp's parser refuses the last (an old WebSocket handshake)
+    re.IGNORECASE,
 )
-"""Fields (in the lower-cased field lines) that make the slow path do something the lane
-does not: handed over."""
-_READ: Final = re.compile(rb"\n(host|authorization|accept|range):[ \t]*([^\r]*)")
-"""The fields the lane reads, in the lower-cased field lines: name and value (the value's
-span is the same in the field lines as they came; its trailing blanks not yet dropped)."""
+"""Fields that make the slow path do something the lane does not: handed over."""
+_READ: Final = re.compile(rb"\n(host|authorization|accept|range):[ \t]*([^\r]*)", re.IGNORECASE)
+"""The fields the lane reads: name (in any case) and value (trailing blanks not yet dropped)."""
 MAX_FIELDS: Final = 64
 """More fields than this are handed over (aiohttp's parser refuses more than 128)."""
 CRLF: Final = "\r\n"
@@ -142,15 +141,14 @@ class FastLane:
         if "%" in query and BAD_PERCENT.search(query) is not None:
             return None
         fields = head.group(2)
-        lowered = fields.lower()
-        if fields.count(b"\n") > MAX_FIELDS + 1 or _HANDED_OVER.search(lowered) is not None:
+        if fields.count(b"\n") > MAX_FIELDS + 1 or _HANDED_OVER.search(fields) is not None:
             return None
         read: dict[bytes, bytes] = {}
-        for field in _READ.finditer(lowered):
-            name = field.group(1)
+        for name, value in _READ.findall(fields):
+            name = name.lower()
             if name in read:
                 return None  # sent twice
-            read[name] = fields[field.start(2) : field.end(2)].rstrip(b" \t")
+            read[name] = value.rstrip(b" \t")
         authorization = read.get(b"authorization")
         if b"host" not in read or authorization is None or b"," in authorization:
             return None
