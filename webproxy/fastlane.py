@@ -57,10 +57,10 @@ starts with the request line's LF, so every field name follows a LF."""
 _HANDED_OVER: Final = re.compile(
     rb"\n(?:connection|content-length|transfer-encoding|expect|upgrade|te"
     rb"|x-http-method-override|x-http-method|x-method-override|x-original-url|x-rewrite-url"
-    rb"|sec-websocket-key1):",  # aiohttp's parser refuses the last (an old WebSocket handshake)
-    re.IGNORECASE,
+    rb"|sec-websocket-key1):"  # aiohttp's parser refuses the last (an old WebSocket handshake)
 )
-"""Fields that make the slow path do something the lane does not: handed over."""
+"""Fields (in the lower-cased field lines) that make the slow path do something the lane
+does not: handed over."""
 _READ: Final = re.compile(rb"\n(host|authorization|accept|range):[ \t]*([^\r]*)", re.IGNORECASE)
 """The fields the lane reads: name (in any case) and value (trailing blanks not yet dropped)."""
 MAX_FIELDS: Final = 64
@@ -141,7 +141,7 @@ class FastLane:
         if "%" in query and BAD_PERCENT.search(query) is not None:
             return None
         fields = head.group(2)
-        if fields.count(b"\n") > MAX_FIELDS + 1 or _HANDED_OVER.search(fields) is not None:
+        if fields.count(b"\n") > MAX_FIELDS + 1 or _HANDED_OVER.search(fields.lower()) is not None:
             return None
         read: dict[bytes, bytes] = {}
         for name, value in _READ.findall(fields):
