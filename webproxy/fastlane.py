@@ -55,12 +55,12 @@ _HEAD: Final = re.compile(
 of visible ASCII, spaces and tabs, nothing after it. Its second group, the field lines,
 starts with the request line's LF, so every field name follows a LF."""
 _HANDED_OVER: Final = re.compile(
-    rb"\n(?:connection|content-length|transfer-encoding|expect|upgrade|te"
+    rb"\n(?:connection|proxy-connection|content-length|transfer-encoding|expect|upgrade|te"
     rb"|x-http-method-override|x-http-method|x-method-override|x-original-url|x-rewrite-url"
     rb"|sec-websocket-key1):"  # aiohttp's parser refuses the last (an old WebSocket handshake)
 )
 """Fields (in the lower-cased field lines) that make the slow path do something the lane
-does not: handed over."""
+does not: handed over (aiohttp's parser reads `Proxy-Connection` as `Connection`)."""
 _READ: Final = re.compile(rb"\n(host|authorization|accept|range):[ \t]*([^\r]*)", re.IGNORECASE)
 """The fields the lane reads: name (in any case) and value (trailing blanks not yet dropped)."""
 MAX_FIELDS: Final = 64
@@ -307,7 +307,7 @@ def _start_of(entry: CachedResponse) -> bytes:
 def _vary_matches(entry: CachedResponse, fields: bytes) -> bool:
     """`vary_matches` for an entry that varies on more fields (rare: it reads them all)."""
     headers: list[tuple[str, str]] = []
-    for line in fields.decode("ascii").split("\r\n")[1:-1]:
+    for line in fields[1:].decode("ascii").split("\r\n")[:-1]:  # (they start with a LF)
         name, _, value = line.partition(":")
         headers.append((name, value.strip(" \t")))
     return vary_matches(entry.vary, CIMultiDict(headers))
