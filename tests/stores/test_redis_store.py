@@ -231,6 +231,36 @@ async def test_a_payload_that_fails_to_decode_reads_as_missing_and_is_deleted(
     assert await redis_client.exists(key) == 0
 
 
+async def test_the_same_stored_bytes_are_decoded_once_and_new_ones_again(
+    redis_client: Redis, redis_prefix: str
+) -> None:
+    """Hits reading the same entry share one decoded value; another replica's put under
+    the same key, and a purge, are seen at once (decoded values are kept by content)."""
+    decoded: list[bytes] = []
+
+    def counting(raw: bytes) -> Note:
+        decoded.append(raw)
+        return decode_note(raw)
+
+    store = RedisStore(redis_client, prefix=redis_prefix, encode=encode_note, decode=counting)
+    other = RedisStore(redis_client, prefix=redis_prefix, encode=encode_note, decode=decode_note)
+    found = await store.get("/a", TEAM)
+    assert await store.put(
+        "/a", Note("1"), keep=60, label="x", counters=TEAM, generation=found.generation
+    )
+    first, again = await store.get("/a", TEAM), await store.get("/a", TEAM)
+    assert first.value == Note("1") and again.value is first.value
+    assert len(decoded) == 1
+    await other.purge("teams")
+    purged = await store.get("/a", TEAM)
+    assert purged.value is None
+    assert await other.put(
+        "/a", Note("2"), keep=60, label="x", counters=TEAM, generation=purged.generation
+    )
+    assert (await store.get("/a", TEAM)).value == Note("2")
+    assert len(decoded) == 2
+
+
 async def test_stores_with_different_prefixes_share_nothing(
     make_store: MakeStore, redis_prefix: str
 ) -> None:
