@@ -26,10 +26,10 @@ from __future__ import annotations
 import logging
 import re
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Final
+from typing import Any, Final
 
 from aiohttp.helpers import rfc822_formatted_time
 from aiohttp.http import SERVER_SOFTWARE
@@ -46,6 +46,7 @@ from webproxy.identities import IdentityBook
 from webproxy.intake import BAD_PERCENT
 from webproxy.metrics import Metrics
 from webproxy.settings import Settings
+from webproxy.stores.base import Found
 
 _HEAD: Final = re.compile(
     rb"GET (" + re.escape(API_PREFIX.encode()) + rb"[!-~]*) HTTP/1\.1\r"
@@ -76,12 +77,17 @@ access_log = logging.getLogger("webproxy.access")
 
 Peek = Callable[[str, Sequence[str]], CachedResponse | None]
 """A store's `peek`: the entry at once, from this process's memory (None: ask `get`)."""
+Get = Callable[[str, Sequence[str]], Awaitable[Found[CachedResponse]]]
+"""A store's `get`."""
+Reading = Coroutine[Any, Any, bytes | None]
+"""The answer, once the store has read the entry (None: hand the request to aiohttp)."""
 
 
 @dataclass(frozen=True, slots=True)
 class _Parts:
     live: LiveSettings
     peek: Peek | None  # None: the store holds nothing in this process (Redis alone)
+    get: Get | None  # the store's `get`, for Redis alone
     identities: IdentityBook
     clock: Clock
 
@@ -121,10 +127,12 @@ class FastLane:
         self._routes: dict[str, tuple[Scope, str] | None] = {}
         self._routes_for = ""  # the media domain path the routes were read with
 
-    def answer(self, data: bytes) -> bytes | None:
-        """The whole answer to `data` (one read), or None: hand it to aiohttp."""
+    def answer(self, data: bytes) -> bytes | Reading | None:
+        """The whole answer to `data` (one read); or, for a store whose entries are not in
+        this process (Redis alone), the read that will give it (None then too: hand the
+        request to aiohttp); or None: hand it to aiohttp now."""
         parts = self._parts or self._start()
-        if parts.peek is None:
+        if parts.peek is None and parts.get is None:
             return None
         gate = self._gate
         if gate is None or gate.settings is not parts.live.current:
@@ -167,13 +175,42 @@ class FastLane:
         )
         if len(key) > gate.max_key_bytes:
             return None
-        entry = parts.peek(key, scope.counters)
-        if entry is None or len(entry.body) > PACE:
+        credential = authorization.decode("ascii")
+        if parts.peek is not None:
+            return self._serve(parts, scope, credential, fields, parts.peek(key, scope.counters))
+        if parts.get is None or not parts.identities.allows(credential, scope):
+            return None
+        return self._read(parts, scope, key, credential, fields)
+
+    async def _read(
+        self, parts: _Parts, scope: Scope, key: str, authorization: str, fields: bytes
+    ) -> bytes | None:
+        """The answer once the store has read the entry; None on a failure of the store
+        (the ordinary path meets it again and answers for it)."""
+        assert parts.get is not None
+        try:
+            found = await parts.get(key, scope.counters)
+        except Exception:  # StoreUnavailable, or anything: the ordinary path answers for it
+            return None
+        return self._serve(parts, scope, authorization, fields, found.value)
+
+    def _serve(
+        self,
+        parts: _Parts,
+        scope: Scope,
+        authorization: str,
+        fields: bytes,
+        entry: CachedResponse | None,
+    ) -> bytes | None:
+        """The answer from `entry`, if the one decision says HIT; counted as a hit.
+        `fields` are the request's field lines, for an entry that varies on more fields."""
+        gate = self._gate
+        if entry is None or len(entry.body) > PACE or gate is None:
             return None
         now = parts.clock()
         decision = decide_lookup(
             entry,
-            allowed=parts.identities.allows(authorization.decode("ascii"), scope),
+            allowed=parts.identities.allows(authorization, scope),
             bypass=False,
             vary_ok=not entry.vary or _vary_matches(entry, fields),
             now=now,
@@ -197,7 +234,8 @@ class FastLane:
         services = self._services
         store = getattr(services, "store", None)
         peek = getattr(store, "peek", None) if store is not None else None
-        parts = _Parts(services.live, peek, services.identities, services.clock)
+        get = store.get if store is not None and peek is None else None
+        parts = _Parts(services.live, peek, get, services.identities, services.clock)
         if store is not None:
             self._parts = parts
         return parts

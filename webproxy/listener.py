@@ -32,7 +32,7 @@ from aiohttp.streams import StreamReader
 from aiohttp.web_protocol import RequestHandler
 
 from webproxy.config import ServerSettings
-from webproxy.fastlane import FastLane
+from webproxy.fastlane import FastLane, Reading
 from webproxy.forward import long_lived
 from webproxy.shares import client_of
 
@@ -96,6 +96,8 @@ class ClientProtocol(RequestHandler):
         self._body: StreamReader | None = None  # the last head's body, while it may be due
         self._lane = manager.fast_lane
         self._clean = True  # aiohttp's parser holds no part of a message
+        self._reading: asyncio.Task[None] | None = None  # the lane waits for the store
+        self._held: list[bytes] = []  # what came meanwhile, for after its answer
 
     # --- accept ---------------------------------------------------------------------
 
@@ -112,6 +114,8 @@ class ClientProtocol(RequestHandler):
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self._server.release(self)
+        if self._reading is not None:
+            self._reading.cancel()
         self._cancel_head_timer()
         if self._send_timer is not None:
             self._send_timer.cancel()
@@ -121,13 +125,54 @@ class ClientProtocol(RequestHandler):
     # --- the request head -------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
+        if self._reading is not None:
+            self._held.append(data)  # after the answer the lane is waiting for
+            return
         if self._lane is not None and self._idle():
             answer = self._lane.answer(data)
-            if answer is not None:
+            if isinstance(answer, bytes):
                 self._answered(answer)
                 return
+            if answer is not None:
+                self._read_then_answer(answer, data)
+                return
+        self._take(data)
+
+    def _take(self, data: bytes) -> None:
+        """A read for aiohttp."""
         self._feed(data)
         self._clean = data.endswith(b"\r\n\r\n") and self._body is None
+
+    def _read_then_answer(self, reading: Reading, data: bytes) -> None:
+        """The lane answers `data` once the store has read the entry (Redis alone): until
+        then the connection is busy (no head or keep-alive deadline runs, later reads
+        wait); then the answer is written, or `data` goes to aiohttp, and what came
+        meanwhile after it, in order."""
+        self._cancel_head_timer()
+        self._head_bytes = 0
+        self._head_tail = b""
+        if self._keepalive_handle is not None:
+            self._keepalive_handle.cancel()
+            self._keepalive_handle = None
+        self._reading = self._loop.create_task(self._answer_when_read(reading, data))
+
+    async def _answer_when_read(self, reading: Reading, data: bytes) -> None:
+        try:
+            answer = await reading
+        except Exception:  # a fault of the lane's own: aiohttp answers, as for any other
+            log.exception("fast lane: a read failed; the request goes to aiohttp")
+            answer = None
+        finally:
+            self._reading = None
+            held, self._held = self._held, []
+        if self.transport is None:
+            return  # the connection is gone: nothing to answer
+        if answer is not None:
+            self._answered(answer)
+        else:
+            self._take(data)
+        for later in held:
+            self.data_received(later)
 
     def _idle(self) -> bool:
         """Between requests, with nothing of one buffered anywhere: the fast lane may
@@ -267,7 +312,7 @@ class ClientProtocol(RequestHandler):
 
     @property
     def busy(self) -> bool:
-        return self._request_in_progress
+        return self._request_in_progress or self._reading is not None
 
     async def shutdown(self, timeout: float | None = 15.0) -> None:  # noqa: ASYNC109 (aiohttp's)
         """Wait up to `timeout` for the request in progress, then cancel it and close."""
@@ -275,6 +320,8 @@ class ClientProtocol(RequestHandler):
         self._cancel_head_timer()
         if self._keepalive_handle is not None:
             self._keepalive_handle.cancel()
+        if self._reading is not None:
+            await asyncio.wait([self._reading], timeout=timeout)
         handler = self._task_handler
         if handler is not None and not handler.done() and self._request_in_progress:
             await asyncio.wait([handler], timeout=timeout)

@@ -1,0 +1,119 @@
+"""The fast lane on the Redis store alone (`webproxy.fastlane`, `listener`): a hit is
+answered once the store has read the entry, byte for byte as the slow path answers it;
+while the read is out the connection is busy and what comes meanwhile waits, in order;
+a store that fails hands the request to aiohttp, which answers for it. Redis is reached
+through a relay the test stalls and releases (`tests.redisrelay`)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+
+from tests.conftest import AGENT, ManualClock, Proxy, ProxyFactory, Sim, settings_for
+from tests.functional.finesse import eventually, sign_in
+from tests.functional.rawhttp import CHAT, CODES, Connect, hits_of, request, without_date
+from tests.redisfixture import RedisServer
+from tests.redisrelay import StallRelay
+from webproxy.config import Secret
+
+Start = Callable[[bool], Awaitable[Proxy]]
+
+
+@pytest.fixture
+async def relay(redis_server: RedisServer, redis_url: str) -> AsyncIterator[StallRelay]:
+    started = StallRelay(redis_server.port)
+    await started.start()
+    yield started
+    await started.stop()
+
+
+@pytest.fixture
+def start(
+    sim: Sim,
+    start_proxy: ProxyFactory,
+    clock: ManualClock,
+    relay: StallRelay,
+    redis_prefix: str,
+) -> Start:
+    """A proxy on Redis alone through the relay (the lane on or off), on the shared clock,
+    signed in as 10001 and warmed with CODES and CHAT."""
+
+    async def start_one(lane: bool) -> Proxy:
+        store = {
+            "backend": "redis",
+            "redis_url": Secret(f"redis://127.0.0.1:{relay.port}/0"),
+            "key_prefix": redis_prefix,
+            "timeout": 0.5,
+        }
+        settings = settings_for(sim.url, store=store, server={"fast_lane": lane})
+        proxy = await start_proxy(settings, clock)
+        await sign_in(proxy, "10001")
+        for target in (CODES, CHAT):
+            await proxy.client.get(target, headers=AGENT)
+        return proxy
+
+    return start_one
+
+
+async def test_a_redis_hit_is_answered_in_the_lane_as_the_slow_path_answers_it(
+    start: Start, connect: Connect, sim: Sim
+) -> None:
+    fast, slow = await start(True), await start(False)
+    one, other = await connect(fast), await connect(slow)
+    sim.sim.reset_stats()
+    for target in (CODES, CHAT, CODES):
+        await one.send(request(target))
+        await other.send(request(target))
+        lane, reference = await one.answer(), await other.answer()
+        assert b"webproxy; hit" in lane
+        assert without_date(lane) == without_date(reference)
+    assert hits_of(fast) == 3
+    assert sim.sim.stats() == {}
+
+
+async def test_what_comes_while_the_store_reads_waits_and_is_answered_in_order(
+    start: Start, connect: Connect, relay: StallRelay
+) -> None:
+    proxy = await start(True)
+    conn = await connect(proxy)
+    relay.stall()
+    await conn.send(request(CODES))
+    await eventually(lambda: relay.held > 0)  # Redis answered; the proxy has not heard yet
+    await conn.send(request(CHAT) + request(CODES))  # pipelined behind the read
+    relay.resume()
+    answers = [await conn.answer() for _ in range(3)]
+    assert [b"<ReasonCodes" in a for a in answers] == [True, False, True]
+    assert b"<ChatConfig>" in answers[1]
+    assert hits_of(proxy) == 1  # the two behind it went through aiohttp
+
+
+async def test_a_store_that_fails_during_the_read_hands_the_request_to_aiohttp(
+    start: Start, connect: Connect, relay: StallRelay
+) -> None:
+    fast, slow = await start(True), await start(False)
+    one, other = await connect(fast), await connect(slow)
+    relay.stall()  # every read now outlasts the store's timeout
+    await one.send(request(CODES))
+    await other.send(request(CODES))
+    lane, reference = await one.answer(), await other.answer()
+    assert b"webproxy; hit" not in lane
+    assert without_date(lane) == without_date(reference)
+    assert hits_of(fast) == 0
+    relay.resume()
+
+
+async def test_a_client_gone_while_the_store_reads_leaves_the_others_served(
+    start: Start, connect: Connect, relay: StallRelay
+) -> None:
+    proxy = await start(True)
+    gone = await connect(proxy)
+    relay.stall()
+    await gone.send(request(CODES))
+    await eventually(lambda: relay.held > 0)
+    gone.writer.close()
+    relay.resume()
+    other = await connect(proxy)
+    await other.send(request(CODES))
+    assert b"webproxy; hit" in await other.answer()
+    await eventually(lambda: hits_of(proxy) >= 1)
