@@ -7,11 +7,13 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Final
 
 import pytest
+
+from tests.redisrelay import StallRelay
 
 START_TIMEOUT: Final = 10.0
 PORT_ATTEMPTS: Final = 5
@@ -107,3 +109,12 @@ def redis_url(redis_server: RedisServer) -> str:
 def redis_prefix() -> str:
     """A key prefix no other test uses."""
     return f"wptest:{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+async def relay(redis_server: RedisServer, redis_url: str) -> AsyncIterator[StallRelay]:
+    """A relay in front of the test's redis-server that the test can stall or cut."""
+    started = StallRelay(redis_server.port)
+    await started.start()
+    yield started
+    await started.stop()

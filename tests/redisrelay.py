@@ -18,6 +18,7 @@ class StallRelay:
         self._flowing = asyncio.Event()
         self._flowing.set()
         self.sent = 0  # bytes clients sent towards Redis
+        self.writes = 0  # reads of what clients sent (a batch of commands in one write: one)
         self.held = 0  # bytes of replies waiting for `resume`
         self.port = 0
 
@@ -45,6 +46,7 @@ class StallRelay:
         async def to_redis() -> None:
             while data := await reader.read(65536):
                 self.sent += len(data)
+                self.writes += 1
                 upstream_writer.write(data)
                 await upstream_writer.drain()
             upstream_writer.close()

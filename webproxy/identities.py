@@ -65,6 +65,12 @@ class IdentityBook:
         grants: the question every cache hit asks (`cached`, `fastlane`)."""
         if not authorization:
             return False
+        identity, approved = self._facts(authorization, scope)
+        return entitled(identity, approved, scope)
+
+    def _facts(self, authorization: str, scope: Scope) -> tuple[Identity | None, bool]:
+        """Who the credential is (None: not known now), and whether it is approved for
+        `scope` now."""
         events = self._events
         if events is not None and events.head != self._seen:
             self.catch_up()
@@ -72,25 +78,16 @@ class IdentityBook:
         now = self._timer()
         held = self._identities.get(digest)
         approvals = self._approvals.get(digest)
-        return entitled(
+        return (
             held[0] if held is not None and held[1] > now else None,
             approvals is not None and approvals.get(scope, 0.0) > now,
-            scope,
         )
 
     def grants(self, authorization: str | None, scope: Scope) -> Grants | None:
         """The live facts about this credential that bear on `scope`, or None."""
         if not authorization:
             return None
-        events = self._events
-        if events is not None and events.head != self._seen:
-            self.catch_up()
-        digest = self.digest(authorization)
-        now = self._timer()
-        held = self._identities.get(digest)
-        identity = held[0] if held is not None and held[1] > now else None
-        approvals = self._approvals.get(digest)
-        approved = approvals is not None and approvals.get(scope, 0.0) > now
+        identity, approved = self._facts(authorization, scope)
         if identity is None and not approved:
             return None
         return Grants(identity, frozenset((scope,)) if approved else NO_APPROVALS)

@@ -17,6 +17,11 @@ from webproxy.listener import ClientServer
 CODES = "/finesse/api/TeamResource/5000/ReasonCodes?category=NOT_READY"
 CHAT = "/finesse/api/ChatConfig"
 AUTH = AGENT["Authorization"]
+LANE: dict[str, object] = {"fast_lane": True}
+SLOW: dict[str, object] = {"fast_lane": False}
+
+#: `start_twin`'s (tests/functional/conftest.py): a proxy with these `[server]` settings.
+Start = Callable[..., Awaitable[Proxy]]
 
 
 def request(
@@ -99,3 +104,16 @@ async def open_connection(proxy: Proxy) -> Connection:
     server = proxy.client.server
     reader, writer = await asyncio.open_connection(server.host, server.port)
     return Connection(reader, writer)
+
+
+async def both(fast: Proxy, slow: Proxy, connect: Connect, data: bytes) -> tuple[bytes, bytes]:
+    """`data` sent as one write to each twin on a kept-alive connection; each one's answer."""
+    one, other = await connect(fast), await connect(slow)
+    before = hits_of(fast)
+    for conn in (one, other):  # first a plain hit: the lane's connection is kept alive, idle
+        await conn.send(request())
+        assert b"webproxy; hit" in await conn.answer()
+    assert hits_of(fast) == before + 1
+    await one.send(data)
+    await other.send(data)
+    return await one.answer(), await other.answer()

@@ -15,19 +15,22 @@ import gc
 import logging
 import socket
 import sys
-from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from functools import partial
 
 import pytest
 
-from tests.conftest import AGENT, ManualClock, Proxy, ProxyFactory, Sim, basic, settings_for
+from tests.conftest import AGENT, ManualClock, Proxy, Sim, basic
 from tests.functional.finesse import eventually, sign_in
 from tests.functional.rawhttp import (
     AUTH,
     CHAT,
     CODES,
+    LANE,
+    SLOW,
     Connect,
+    Start,
+    both,
     hits_of,
     manager_of,
     request,
@@ -38,51 +41,6 @@ from webproxy.appkeys import services_key
 from webproxy.listener import ClientProtocol
 from webproxy.logs import live_levels
 from webproxy.stores.memory import MemoryStore
-
-LANE: dict[str, object] = {"fast_lane": True}
-SLOW: dict[str, object] = {"fast_lane": False}
-
-
-Start = Callable[..., Awaitable[Proxy]]
-
-
-@pytest.fixture
-def start(sim: Sim, start_proxy: ProxyFactory, clock: ManualClock) -> Start:
-    """A proxy on the shared clock, signed in as 10001 and warmed with CODES and CHAT."""
-
-    async def start_one(server: dict[str, object], **sections: object) -> Proxy:
-        proxy = await start_proxy(settings_for(sim.url, server=server, **sections), clock)
-        await sign_in(proxy, "10001")
-        for target in (CODES, CHAT):
-            response = await proxy.client.get(target, headers=AGENT)
-            assert response.headers["Cache-Status"].endswith("stored")
-        return proxy
-
-    return start_one
-
-
-@pytest.fixture
-async def fast(start: Start) -> Proxy:
-    return await start(LANE)
-
-
-@pytest.fixture
-async def slow(start: Start) -> Proxy:
-    return await start(SLOW)
-
-
-async def both(fast: Proxy, slow: Proxy, connect: Connect, data: bytes) -> tuple[bytes, bytes]:
-    """`data` sent as one write to each twin on a kept-alive connection; each one's answer."""
-    one, other = await connect(fast), await connect(slow)
-    before = hits_of(fast)
-    for conn in (one, other):  # first a plain hit: the lane's connection is kept alive, idle
-        await conn.send(request())
-        assert b"webproxy; hit" in await conn.answer()
-    assert hits_of(fast) == before + 1
-    await one.send(data)
-    await other.send(data)
-    return await one.answer(), await other.answer()
-
 
 # --- parsing: what aiohttp refuses, the lane must refuse ---------------------------------
 
@@ -309,7 +267,7 @@ async def test_nothing_stale_after_a_clear_or_a_purge(
 
 
 async def test_redis_with_the_local_tier_serves_nothing_stale_after_a_write(
-    start: Start, connect: Connect, redis_url: str, redis_prefix: str
+    start_twin: Start, connect: Connect, redis_url: str, redis_prefix: str
 ) -> None:
     from webproxy.config import Secret
 
@@ -321,7 +279,7 @@ async def test_redis_with_the_local_tier_serves_nothing_stale_after_a_write(
         "local_max_bytes": 1 << 20,
         "local_ttl": 60.0,
     }
-    proxy = await start(LANE, store=store)
+    proxy = await start_twin(LANE, store=store)
     await proxy.client.get(CHAT, headers=AGENT)  # a read through the tier keeps a copy
     conn = await connect(proxy)
     await conn.send(request(CHAT))
@@ -407,9 +365,9 @@ def _requests(scrape: str) -> list[str]:
 
 
 async def test_the_head_timer_runs_again_after_a_lane_answer(
-    start: Start, connect: Connect
+    start_twin: Start, connect: Connect
 ) -> None:
-    proxy = await start({**LANE, "client_header_timeout": 0.3})
+    proxy = await start_twin({**LANE, "client_header_timeout": 0.3})
     conn = await connect(proxy)
     await conn.send(request())
     assert b"webproxy; hit" in await conn.answer()
@@ -420,9 +378,9 @@ async def test_the_head_timer_runs_again_after_a_lane_answer(
 
 
 async def test_a_connection_over_the_limit_gets_no_lane_answer(
-    start: Start, connect: Connect
+    start_twin: Start, connect: Connect
 ) -> None:
-    proxy = await start({**LANE, "max_client_connections": 4})
+    proxy = await start_twin({**LANE, "max_client_connections": 4})
     manager = manager_of(proxy)
     answers = []
     for _ in range(8):
@@ -438,11 +396,11 @@ async def test_a_connection_over_the_limit_gets_no_lane_answer(
 
 
 async def test_a_client_that_never_reads_holds_a_bounded_buffer_and_is_cut_off(
-    start: Start, clock: ManualClock
+    start_twin: Start, clock: ManualClock
 ) -> None:
     """Many single-request reads, never an answer read: the proxy's send buffer stays
     about one answer over the high-water mark, and `send_timeout` aborts the connection."""
-    proxy = await start({**LANE, "send_timeout": 0.5})
+    proxy = await start_twin({**LANE, "send_timeout": 0.5})
     server = proxy.client.server
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -475,12 +433,12 @@ async def test_a_client_that_never_reads_holds_a_bounded_buffer_and_is_cut_off(
 
 @pytest.mark.parametrize("server", [LANE, SLOW], ids=["lane", "slow"])
 async def test_a_cleared_entry_is_not_kept_alive_by_the_lane(
-    start: Start, connect: Connect, server: dict[str, object]
+    start_twin: Start, connect: Connect, server: dict[str, object]
 ) -> None:
     """The lane's rendered heads hold their entries (up to `HEADS_KEPT` = 4096 of them,
     each up to 64 KiB): entries the store has dropped (cleared, purged, evicted past
     `store.max_bytes`) stay in memory, outside the store's budget."""
-    proxy = await start(server)
+    proxy = await start_twin(server)
     conn = await connect(proxy)
     for i in range(20):  # distinct keys, each stored and then served
         target = f"{CODES}&x={i}"

@@ -14,50 +14,23 @@ import pytest
 from aiohttp import web
 from pytest_aiohttp import AiohttpServer
 
-from tests.conftest import AGENT, ManualClock, Proxy, ProxyFactory, Sim, basic, settings_for
+from tests.conftest import AGENT, ManualClock, Proxy, ProxyFactory, basic, settings_for
 from tests.functional.finesse import sign_in
 from tests.functional.rawhttp import (
     AUTH,
     CHAT,
     CODES,
+    LANE,
+    SLOW,
     Connect,
     Connection,
+    Start,
+    both,
     hits_of,
     request,
     without_date,
 )
-from tests.functional.test_fast_lane_attacks import both
 from webproxy.appkeys import services_key
-
-LANE: dict[str, object] = {"fast_lane": True}
-SLOW: dict[str, object] = {"fast_lane": False}
-
-Start = Callable[..., Awaitable[Proxy]]
-
-
-@pytest.fixture
-def start(sim: Sim, start_proxy: ProxyFactory, clock: ManualClock) -> Start:
-    """A proxy on the shared clock, signed in as 10001 and warmed with CODES and CHAT."""
-
-    async def start_one(server: dict[str, object], **sections: object) -> Proxy:
-        proxy = await start_proxy(settings_for(sim.url, server=server, **sections), clock)
-        await sign_in(proxy, "10001")
-        for target in (CODES, CHAT):
-            response = await proxy.client.get(target, headers=AGENT)
-            assert response.headers["Cache-Status"].endswith("stored")
-        return proxy
-
-    return start_one
-
-
-@pytest.fixture
-async def fast(start: Start) -> Proxy:
-    return await start(LANE)
-
-
-@pytest.fixture
-async def slow(start: Start) -> Proxy:
-    return await start(SLOW)
 
 
 def head(*fields: str, target: str = CODES) -> bytes:

@@ -6,26 +6,17 @@ through a relay the test stalls and releases (`tests.redisrelay`)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import pytest
 
 from tests.conftest import AGENT, ManualClock, Proxy, ProxyFactory, Sim, settings_for
 from tests.functional.finesse import eventually, sign_in
 from tests.functional.rawhttp import CHAT, CODES, Connect, hits_of, request, without_date
-from tests.redisfixture import RedisServer
 from tests.redisrelay import StallRelay
 from webproxy.config import Secret
 
 Start = Callable[[bool], Awaitable[Proxy]]
-
-
-@pytest.fixture
-async def relay(redis_server: RedisServer, redis_url: str) -> AsyncIterator[StallRelay]:
-    started = StallRelay(redis_server.port)
-    await started.start()
-    yield started
-    await started.stop()
 
 
 @pytest.fixture

@@ -29,14 +29,6 @@ TEAM = ("all", "teams", "team:5000")
 
 
 @pytest.fixture
-async def relay(redis_server: RedisServer, redis_url: str) -> AsyncIterator[StallRelay]:
-    started = StallRelay(redis_server.port)
-    await started.start()
-    yield started
-    await started.stop()
-
-
-@pytest.fixture
 async def direct(redis_url: str) -> AsyncIterator[Redis]:
     """A client straight to Redis, beside the relay."""
     client = make_redis_client(redis_url, timeout=STORE_TIMEOUT)

@@ -10,6 +10,7 @@ import pytest
 from redis.asyncio import Redis
 
 from tests.redisfixture import RedisServer
+from tests.redisrelay import StallRelay
 from tests.stores.conftest import STORE_TIMEOUT, identity
 from tests.stores.test_redis_store import GUARD, TEAM, put_fresh
 from webproxy.errors import StoreUnavailable
@@ -20,59 +21,8 @@ from webproxy.stores.redis_clients import make_redis_client
 READERS = 50
 
 
-class Relay:
-    """A TCP relay in front of Redis that counts the writes clients send through it."""
-
-    def __init__(self, redis_port: int) -> None:
-        self._redis_port = redis_port
-        self.writes = 0
-        self._server: asyncio.Server | None = None
-        self._writers: list[asyncio.StreamWriter] = []
-        self.port = 0
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        upstream_reader, upstream_writer = await asyncio.open_connection(
-            "127.0.0.1", self._redis_port
-        )
-        self._writers += [writer, upstream_writer]
-
-        async def pump(
-            source: asyncio.StreamReader, sink: asyncio.StreamWriter, count: bool
-        ) -> None:
-            while data := await source.read(65536):
-                self.writes += count
-                sink.write(data)
-                await sink.drain()
-            sink.close()
-
-        await asyncio.gather(
-            pump(reader, upstream_writer, True),
-            pump(upstream_reader, writer, False),
-            return_exceptions=True,
-        )
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            for writer in self._writers:
-                writer.close()
-            await self._server.wait_closed()
-
-
 @pytest.fixture
-async def relay(redis_server: RedisServer, redis_url: str) -> AsyncIterator[Relay]:
-    started = Relay(redis_server.port)
-    await started.start()
-    yield started
-    await started.stop()
-
-
-@pytest.fixture
-async def client(relay: Relay) -> AsyncIterator[Redis]:
+async def client(relay: StallRelay) -> AsyncIterator[Redis]:
     made = make_redis_client(f"redis://127.0.0.1:{relay.port}/0", timeout=STORE_TIMEOUT)
     yield made
     await made.aclose()
@@ -84,7 +34,7 @@ def store(client: Redis, redis_prefix: str) -> RedisStore[bytes]:
 
 
 async def test_many_hits_at_once_are_one_write_to_redis_and_each_gets_its_own_entry(
-    store: RedisStore[bytes], relay: Relay
+    store: RedisStore[bytes], relay: StallRelay
 ) -> None:
     keys = [f"/finesse/api/Team/{n}" for n in range(READERS)]
     for key in keys:
