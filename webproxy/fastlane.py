@@ -3,22 +3,29 @@
 `ClientProtocol` (webproxy.listener) offers it each read that arrives on an idle
 kept-alive connection. When the read is exactly one complete, strictly formed, bodiless
 `GET /finesse/api/...` over HTTP/1.1 whose answer is a fresh entry this caller may have,
-the lane returns the whole answer, rendered once per entry (status line and stored
+the lane gives the whole answer, rendered once per entry (status line and stored
 headers) and patched per hit (`Age`, `Cache-Status`, `Content-Length`; `Content-Type`,
 `Date` and `Server` only when the entry lacks them), byte for byte what aiohttp would
-send for the slow path's `answer_hit`. Anything else, and any request the lane is not
-certain of, returns None and goes to aiohttp unchanged: pipelined or split requests,
-HTTP/1.0, `Connection`, `Expect`, `Upgrade`, bodies, any repeated field, percent-encoding
-or path parameters in the path, method-override fields, a bypass, a miss, an entry past
-its TTL, a store that is not in this process (Redis without the local tier), the access
-log switched on (the slow path writes its lines), a body over `answers.PACE`.
+send for the slow path's `answer_hit`; an entry's last answer is given again while its
+`Age` second and aiohttp's `Date` string are the same. With the memory store or the
+local tier the entry is read at once (`peek`) and the answer given at once; with Redis
+alone the lane gives a `Reading`, which the protocol awaits (the store's `get`) before
+writing its answer, or handing the request to aiohttp if there is none.
+
+Anything else, and any request the lane is not certain of, goes to aiohttp unchanged:
+pipelined or split requests, HTTP/1.0, `Connection` and `Proxy-Connection`, `Expect`,
+`Upgrade`, bodies, a repeated `Host`, `Authorization`, `Accept` or `Range`, more than
+`MAX_FIELDS` fields, percent-encoding or path parameters in the path, method-override
+fields, a bypass, a miss, an entry past its TTL, a local tier that is not trusted, a
+failing store, the access log switched on (the slow path writes its lines), a body over
+`answers.PACE`.
 
 The checks are the slow path's own functions: `read_path`, `match_cached`, `key_of`,
-`IdentityBook.grants` and `may_receive`, the store's entry, `vary_matches`, and the one
-decision `policy.decide_lookup`. Counted as the slow path counts (lookups and requests),
-in plain integers folded into the metrics at scrape time (`FastLane.fold`). Relies on
-aiohttp's `rfc822_formatted_time` and `SERVER_SOFTWARE` and on `RequestHandler`'s state
-(aiohttp is pinned in pyproject.toml).
+`IdentityBook.allows` (`access.may_receive`'s rule), the store's entry, `vary_matches`,
+and the one decision `policy.decide_lookup`. Counted as the slow path counts (lookups and
+requests), in plain integers folded into the metrics at scrape time (`FastLane.fold`).
+Relies on aiohttp's `rfc822_formatted_time` (one string a second) and `SERVER_SOFTWARE`
+and on `RequestHandler`'s state (aiohttp is pinned in pyproject.toml).
 """
 
 from __future__ import annotations
