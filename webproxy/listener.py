@@ -98,6 +98,8 @@ class ClientProtocol(RequestHandler):
         self._clean = True  # aiohttp's parser holds no part of a message
         self._reading: asyncio.Task[None] | None = None  # the lane waits for the store
         self._held: list[bytes] = []  # what came meanwhile, for after its answer
+        self._held_bytes = 0  # past max_head_bytes, the connection is closed
+        self._close_after_read = False  # `close` came while the lane read
 
     # --- accept ---------------------------------------------------------------------
 
@@ -126,7 +128,7 @@ class ClientProtocol(RequestHandler):
 
     def data_received(self, data: bytes) -> None:
         if self._reading is not None:
-            self._held.append(data)  # after the answer the lane is waiting for
+            self._hold(data)
             return
         if self._lane is not None and self._idle():
             answer = self._lane.answer(data)
@@ -156,6 +158,16 @@ class ClientProtocol(RequestHandler):
             self._keepalive_handle = None
         self._reading = self._loop.create_task(self._answer_when_read(reading, data))
 
+    def _hold(self, data: bytes) -> None:
+        """A read that came while the lane waits for the store: kept for after the answer;
+        past `max_head_bytes` held, the connection is closed, as the ordinary path closes
+        one whose next head outgrows the limit behind a request in progress."""
+        self._held.append(data)
+        self._held_bytes += len(data)
+        if self._held_bytes > self._limits.max_head_bytes:
+            log.info("request head over %d bytes: closed", self._limits.max_head_bytes)
+            self.force_close()  # (connection_lost cancels the read)
+
     async def _answer_when_read(self, reading: Reading, data: bytes) -> None:
         try:
             answer = await reading
@@ -164,15 +176,27 @@ class ClientProtocol(RequestHandler):
             answer = None
         finally:
             self._reading = None
-            held, self._held = self._held, []
-        if self.transport is None:
+            held, self._held, self._held_bytes = self._held, [], 0
+        transport = self.transport
+        if transport is None:
             return  # the connection is gone: nothing to answer
         if answer is not None:
             self._answered(answer)
         else:
             self._take(data)
+        if self._close_after_read:  # as aiohttp closes after a request in progress
+            self._close_after_read = False
+            super().close()
         for later in held:
             self.data_received(later)
+
+    def close(self) -> None:
+        """aiohttp's `close` (no new requests; close when the one in progress is done),
+        which waits, too, for a request the lane is reading the store for."""
+        if self._reading is not None:
+            self._close_after_read = True
+            return
+        super().close()
 
     def _idle(self) -> bool:
         """Between requests, with nothing of one buffered anywhere: the fast lane may
@@ -315,16 +339,21 @@ class ClientProtocol(RequestHandler):
         return self._request_in_progress or self._reading is not None
 
     async def shutdown(self, timeout: float | None = 15.0) -> None:  # noqa: ASYNC109 (aiohttp's)
-        """Wait up to `timeout` for the request in progress, then cancel it and close."""
-        self._force_close = True
+        """Wait up to `timeout` for the request in progress (the lane's read of the store,
+        then aiohttp's handler, if the read handed it the request), then cancel it and
+        close."""
+        deadline = self._loop.time() + (timeout or 0.0)
         self._cancel_head_timer()
         if self._keepalive_handle is not None:
             self._keepalive_handle.cancel()
         if self._reading is not None:
             await asyncio.wait([self._reading], timeout=timeout)
+        self._force_close = True  # (after the read: a request it hands over is taken)
         handler = self._task_handler
-        if handler is not None and not handler.done() and self._request_in_progress:
-            await asyncio.wait([handler], timeout=timeout)
+        busy = self._request_in_progress or bool(self._messages)
+        if handler is not None and not handler.done() and busy:
+            left = max(0.0, deadline - self._loop.time()) if timeout is not None else None
+            await asyncio.wait([handler], timeout=left)
         if handler is not None and not handler.done():
             handler.cancel()
             await asyncio.wait([handler], timeout=CANCEL_WAIT)
