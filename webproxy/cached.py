@@ -72,7 +72,6 @@ async def serve_cached(
     if len(key) > services.settings.cache.max_key_bytes:
         return await _fetch_alone(request, scope, key, None, Lookup.UNCACHEABLE, False)
     bypass = wants_bypass(query)
-    allowed = _allowed(request, scope)
     try:
         found = await services.store.get(key, scope.counters)
     except StoreUnavailable as exc:
@@ -82,7 +81,7 @@ async def serve_cached(
     entry, now = found.value, services.clock()
     decision = decide_lookup(
         entry,
-        allowed=allowed,
+        allowed=_allowed(request, scope),  # after the read: a 401 meanwhile is seen
         bypass=bypass,
         vary_ok=entry is None or vary_matches(entry.vary, request.headers),
         now=now,

@@ -405,12 +405,12 @@ async def test_a_purge_on_the_same_proxy_answered_before_a_later_read(
     assert b"after.example.com" in await conn.answer()
 
 
+@LANE_OR_SLOW
 async def test_a_credential_refused_by_finesse_while_the_read_is_out_gets_no_hit(
-    start: Start, relay: StallRelay, connect: Connect, sim: Sim
+    start: Start, relay: StallRelay, connect: Connect, sim: Sim, lane: bool
 ) -> None:
-    """The lane asks whether the credential may have the entry again once it is read.
-    (The slow path asks before its read; see the report.)"""
-    proxy = await start(True)
+    """Both paths ask whether the credential may have the entry once it is read."""
+    proxy = await start(lane)
     conn, other = await connect(proxy), await connect(proxy)
     await _hold_out(proxy, relay, conn, request(CODES))
     sim.sim.set_password("10001", "changed")
