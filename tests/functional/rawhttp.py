@@ -22,6 +22,8 @@ SLOW: dict[str, object] = {"fast_lane": False}
 
 #: `start_twin`'s (tests/functional/conftest.py): a proxy with these `[server]` settings.
 Start = Callable[..., Awaitable[Proxy]]
+#: `start_on_redis`'s: a proxy on Redis alone, the lane on or off (and `[server]` fields).
+RedisStart = Callable[..., Awaitable[Proxy]]
 
 
 def request(

@@ -6,51 +6,24 @@ through a relay the test stalls and releases (`tests.redisrelay`)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
-import pytest
-
-from tests.conftest import AGENT, ManualClock, Proxy, ProxyFactory, Sim, settings_for
-from tests.functional.finesse import eventually, sign_in
-from tests.functional.rawhttp import CHAT, CODES, Connect, hits_of, request, without_date
+from tests.conftest import Sim
+from tests.functional.finesse import eventually
+from tests.functional.rawhttp import (
+    CHAT,
+    CODES,
+    Connect,
+    RedisStart,
+    hits_of,
+    request,
+    without_date,
+)
 from tests.redisrelay import StallRelay
-from webproxy.config import Secret
-
-Start = Callable[[bool], Awaitable[Proxy]]
-
-
-@pytest.fixture
-def start(
-    sim: Sim,
-    start_proxy: ProxyFactory,
-    clock: ManualClock,
-    relay: StallRelay,
-    redis_prefix: str,
-) -> Start:
-    """A proxy on Redis alone through the relay (the lane on or off), on the shared clock,
-    signed in as 10001 and warmed with CODES and CHAT."""
-
-    async def start_one(lane: bool) -> Proxy:
-        store = {
-            "backend": "redis",
-            "redis_url": Secret(f"redis://127.0.0.1:{relay.port}/0"),
-            "key_prefix": redis_prefix,
-            "timeout": 0.5,
-        }
-        settings = settings_for(sim.url, store=store, server={"fast_lane": lane})
-        proxy = await start_proxy(settings, clock)
-        await sign_in(proxy, "10001")
-        for target in (CODES, CHAT):
-            await proxy.client.get(target, headers=AGENT)
-        return proxy
-
-    return start_one
 
 
 async def test_a_redis_hit_is_answered_in_the_lane_as_the_slow_path_answers_it(
-    start: Start, connect: Connect, sim: Sim
+    start_on_redis: RedisStart, connect: Connect, sim: Sim
 ) -> None:
-    fast, slow = await start(True), await start(False)
+    fast, slow = await start_on_redis(True), await start_on_redis(False)
     one, other = await connect(fast), await connect(slow)
     sim.sim.reset_stats()
     for target in (CODES, CHAT, CODES):
@@ -64,9 +37,9 @@ async def test_a_redis_hit_is_answered_in_the_lane_as_the_slow_path_answers_it(
 
 
 async def test_what_comes_while_the_store_reads_waits_and_is_answered_in_order(
-    start: Start, connect: Connect, relay: StallRelay
+    start_on_redis: RedisStart, connect: Connect, relay: StallRelay
 ) -> None:
-    proxy = await start(True)
+    proxy = await start_on_redis(True)
     conn = await connect(proxy)
     relay.stall()
     await conn.send(request(CODES))
@@ -80,9 +53,10 @@ async def test_what_comes_while_the_store_reads_waits_and_is_answered_in_order(
 
 
 async def test_a_store_that_fails_during_the_read_hands_the_request_to_aiohttp(
-    start: Start, connect: Connect, relay: StallRelay
+    start_on_redis: RedisStart, connect: Connect, relay: StallRelay
 ) -> None:
-    fast, slow = await start(True), await start(False)
+    fast = await start_on_redis(True, store_timeout=0.5)
+    slow = await start_on_redis(False, store_timeout=0.5)
     one, other = await connect(fast), await connect(slow)
     relay.stall()  # every read now outlasts the store's timeout
     await one.send(request(CODES))
@@ -95,9 +69,9 @@ async def test_a_store_that_fails_during_the_read_hands_the_request_to_aiohttp(
 
 
 async def test_a_client_gone_while_the_store_reads_leaves_the_others_served(
-    start: Start, connect: Connect, relay: StallRelay
+    start_on_redis: RedisStart, connect: Connect, relay: StallRelay
 ) -> None:
-    proxy = await start(True)
+    proxy = await start_on_redis(True)
     gone = await connect(proxy)
     relay.stall()
     await gone.send(request(CODES))

@@ -13,19 +13,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from functools import partial
 
 import pytest
 
 from tests.conftest import ADMIN, AGENT, ManualClock, Proxy, ProxyFactory, Sim, settings_for
-from tests.functional.finesse import eventually, sign_in
+from tests.functional.finesse import eventually
 from tests.functional.rawhttp import (
     CHAT,
     CODES,
     Connect,
     Connection,
+    RedisStart,
     hits_of,
     manager_of,
     request,
@@ -37,38 +38,8 @@ from webproxy.appkeys import services_key
 from webproxy.config import Secret
 from webproxy.listener import CANCEL_WAIT, ClientProtocol
 
-Start = Callable[..., Awaitable[Proxy]]
 LANE_OR_SLOW = pytest.mark.parametrize("lane", [True, False], ids=["lane", "slow"])
 MISS = f"{CODES}&x=never-stored"
-
-
-@pytest.fixture
-def start(
-    sim: Sim,
-    start_proxy: ProxyFactory,
-    clock: ManualClock,
-    relay: StallRelay,
-    redis_prefix: str,
-) -> Start:
-    """A proxy on Redis alone through the relay (the lane on or off, `server` fields
-    replaced), on the shared clock, signed in as 10001 and warmed with CODES and CHAT.
-    The store's timeout is long: a stalled read stays out until the test releases it."""
-
-    async def start_one(lane: bool, **server: object) -> Proxy:
-        store = {
-            "backend": "redis",
-            "redis_url": Secret(f"redis://127.0.0.1:{relay.port}/0"),
-            "key_prefix": redis_prefix,
-            "timeout": 4.0,
-        }
-        settings = settings_for(sim.url, store=store, server={"fast_lane": lane, **server})
-        proxy = await start_proxy(settings, clock)
-        await sign_in(proxy, "10001")
-        for target in (CODES, CHAT):
-            assert (await proxy.client.get(target, headers=AGENT)).status == 200
-        return proxy
-
-    return start_one
 
 
 def _protocols(proxy: Proxy) -> list[ClientProtocol]:
@@ -124,16 +95,16 @@ async def _behind_a_read(
 
 
 async def _lane_and_slow(
-    start: Start,
+    start_on_redis: RedisStart,
     relay: StallRelay,
     connect: Connect,
     chunks: Sequence[bytes],
     count: int,
     **server: object,
 ) -> tuple[list[bytes], list[bytes], Proxy]:
-    fast = await start(True, **server)
+    fast = await start_on_redis(True, **server)
     lane = await _behind_a_read(fast, relay, connect, chunks, count)
-    slow = await start(False, **server)
+    slow = await start_on_redis(False, **server)
     reference = await _behind_a_read(slow, relay, connect, chunks, count)
     return lane, reference, fast
 
@@ -142,11 +113,11 @@ async def _lane_and_slow(
 
 
 async def test_pipelined_heads_split_across_many_reads_behind_the_read_keep_their_order(
-    start: Start, relay: StallRelay, connect: Connect
+    start_on_redis: RedisStart, relay: StallRelay, connect: Connect
 ) -> None:
     chat, codes = request(CHAT), request(CODES)
     chunks = [chat[:7], chat[7:40], chat[40:] + codes[:20], codes[20:-1], codes[-1:]]
-    lane, reference, fast = await _lane_and_slow(start, relay, connect, chunks, 3)
+    lane, reference, fast = await _lane_and_slow(start_on_redis, relay, connect, chunks, 3)
     assert lane == reference
     assert [b"<ReasonCodes" in a for a in lane] == [True, False, True]
     assert b"<ChatConfig>" in lane[1]
@@ -154,18 +125,18 @@ async def test_pipelined_heads_split_across_many_reads_behind_the_read_keep_thei
 
 
 async def test_whole_hits_behind_the_read_are_each_answered_once_in_order(
-    start: Start, relay: StallRelay, connect: Connect
+    start_on_redis: RedisStart, relay: StallRelay, connect: Connect
 ) -> None:
     """Each read behind it is one whole lane GET: the lane takes them one after another."""
     chunks = [request(CHAT), request(CODES), request(CHAT)]
-    lane, reference, fast = await _lane_and_slow(start, relay, connect, chunks, 4)
+    lane, reference, fast = await _lane_and_slow(start_on_redis, relay, connect, chunks, 4)
     assert lane == reference
     assert [b"<ChatConfig>" in a for a in lane] == [False, True, False, True]
     assert hits_of(fast) == 4
 
 
 async def test_a_post_whose_body_comes_in_later_reads_is_a_body_behind_the_read(
-    start: Start, relay: StallRelay, connect: Connect
+    start_on_redis: RedisStart, relay: StallRelay, connect: Connect
 ) -> None:
     """A POST head, then its body, which is exactly a lane GET: never a request of its own."""
     smuggled = request(CHAT)
@@ -174,7 +145,7 @@ async def test_a_post_whose_body_comes_in_later_reads_is_a_body_behind_the_read(
         f"\r\nContent-Type: text/plain\r\nContent-Length: {len(smuggled)}\r\n\r\n"
     ).encode()
     chunks = [head, smuggled, request(CODES)]
-    lane, reference, fast = await _lane_and_slow(start, relay, connect, chunks, 3)
+    lane, reference, fast = await _lane_and_slow(start_on_redis, relay, connect, chunks, 3)
     assert [a.split(b"\r\n")[0] for a in lane] == [a.split(b"\r\n")[0] for a in reference]
     assert not any(b"<ChatConfig>" in a for a in lane)
     assert b"webproxy; hit" in lane[0] and b"webproxy; hit" in lane[2]
@@ -182,33 +153,33 @@ async def test_a_post_whose_body_comes_in_later_reads_is_a_body_behind_the_read(
 
 
 async def test_connection_close_behind_the_read_ends_the_connection_after_its_answer(
-    start: Start, relay: StallRelay, connect: Connect
+    start_on_redis: RedisStart, relay: StallRelay, connect: Connect
 ) -> None:
     chunks = [request(CHAT, extra="Connection: close\r\n")]
-    lane, reference, _ = await _lane_and_slow(start, relay, connect, chunks, 3)
+    lane, reference, _ = await _lane_and_slow(start_on_redis, relay, connect, chunks, 3)
     assert lane == reference
     assert b"<ChatConfig>" in lane[1] and lane[2] == b""  # nothing after the close
 
 
 async def test_data_after_connection_close_in_one_read_behind_the_read_is_refused_alike(
-    start: Start, relay: StallRelay, connect: Connect
+    start_on_redis: RedisStart, relay: StallRelay, connect: Connect
 ) -> None:
     """aiohttp's parser refuses data after a `Connection: close` head in the same feed
     (400, "Data after `Connection: close`"): the held read reaches it whole, as it came."""
     chunks = [request(CHAT, extra="Connection: close\r\n") + request(CODES)]
-    lane, reference, _ = await _lane_and_slow(start, relay, connect, chunks, 3)
+    lane, reference, _ = await _lane_and_slow(start_on_redis, relay, connect, chunks, 3)
     assert lane == reference
     assert status_of(lane[1]) == 400 and lane[2] == b""
 
 
 async def test_a_websocket_upgrade_behind_the_read_is_relayed_after_its_answer(
-    start: Start, relay: StallRelay, connect: Connect
+    start_on_redis: RedisStart, relay: StallRelay, connect: Connect
 ) -> None:
     upgrade = (
         b"GET /ws/ HTTP/1.1\r\nHost: finesse\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
     )
-    proxy = await start(True)
+    proxy = await start_on_redis(True)
     conn = await connect(proxy)
     await _hold_out(proxy, relay, conn, request(CODES))
     await _send_reads(proxy, conn, [upgrade])
@@ -226,9 +197,9 @@ async def test_a_websocket_upgrade_behind_the_read_is_relayed_after_its_answer(
 
 @LANE_OR_SLOW
 async def test_a_client_that_half_closes_while_the_read_is_out_is_treated_as_the_slow_path(
-    start: Start, relay: StallRelay, connect: Connect, lane: bool
+    start_on_redis: RedisStart, relay: StallRelay, connect: Connect, lane: bool
 ) -> None:
-    proxy = await start(lane)
+    proxy = await start_on_redis(lane)
     conn = await connect(proxy)
     await _hold_out(proxy, relay, conn, request(CODES))
     conn.writer.write_eof()
@@ -239,9 +210,12 @@ async def test_a_client_that_half_closes_while_the_read_is_out_is_treated_as_the
 
 
 async def test_a_client_gone_with_reads_held_leaves_no_task_and_logs_no_error(
-    start: Start, relay: StallRelay, connect: Connect, caplog: pytest.LogCaptureFixture
+    start_on_redis: RedisStart,
+    relay: StallRelay,
+    connect: Connect,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    proxy = await start(True)
+    proxy = await start_on_redis(True)
     conn = await connect(proxy)
     caplog.set_level(logging.WARNING)
     await _hold_out(proxy, relay, conn, request(CODES))
@@ -259,7 +233,7 @@ async def test_a_client_gone_with_reads_held_leaves_no_task_and_logs_no_error(
 
 @LANE_OR_SLOW
 async def test_redis_cut_while_the_read_is_out_is_answered_by_forwarding(
-    start: Start,
+    start_on_redis: RedisStart,
     relay: StallRelay,
     connect: Connect,
     caplog: pytest.LogCaptureFixture,
@@ -267,7 +241,7 @@ async def test_redis_cut_while_the_read_is_out_is_answered_by_forwarding(
 ) -> None:
     """The read's connection is cut (redis-py may retry it, or the store owes a clear):
     each request gets its own answer, in order; nothing worse than warnings in the log."""
-    proxy = await start(lane)
+    proxy = await start_on_redis(lane)
     conn = await connect(proxy)
     caplog.set_level(logging.WARNING)
     await _hold_out(proxy, relay, conn, request(CODES))
@@ -285,13 +259,13 @@ async def test_redis_cut_while_the_read_is_out_is_answered_by_forwarding(
 
 @LANE_OR_SLOW
 async def test_a_head_that_never_ends_behind_the_read_is_cut_off_at_max_head_bytes(
-    start: Start, relay: StallRelay, connect: Connect, lane: bool
+    start_on_redis: RedisStart, relay: StallRelay, connect: Connect, lane: bool
 ) -> None:
     """Past `max_head_bytes` of the next head behind a request in progress (the lane's
     read of the store, or the ordinary path's), the connection is closed: never more
     held than the limit and one read (asyncio reads at most 256 KiB at once)."""
     limit = 16384
-    proxy = await start(lane, max_head_bytes=limit)
+    proxy = await start_on_redis(lane, max_head_bytes=limit)
     conn = await connect(proxy)
     await _hold_out(proxy, relay, conn, request(CODES))
     with contextlib.suppress(ConnectionError):
@@ -304,9 +278,9 @@ async def test_a_head_that_never_ends_behind_the_read_is_cut_off_at_max_head_byt
 
 @LANE_OR_SLOW
 async def test_a_head_over_the_limit_behind_the_read_closes_as_the_slow_path_does(
-    start: Start, relay: StallRelay, connect: Connect, lane: bool
+    start_on_redis: RedisStart, relay: StallRelay, connect: Connect, lane: bool
 ) -> None:
-    proxy = await start(lane, max_head_bytes=16384)
+    proxy = await start_on_redis(lane, max_head_bytes=16384)
     conn = await connect(proxy)
     await _hold_out(proxy, relay, conn, request(CODES))
     pad = b"X-Pad: " + b"p" * 10000 + b"\r\n"
@@ -323,9 +297,9 @@ async def test_a_head_over_the_limit_behind_the_read_closes_as_the_slow_path_doe
     ids=["keepalive", "header"],
 )
 async def test_a_read_outlasting_the_connection_clocks_is_still_answered(
-    start: Start, relay: StallRelay, connect: Connect, server: dict[str, object]
+    start_on_redis: RedisStart, relay: StallRelay, connect: Connect, server: dict[str, object]
 ) -> None:
-    proxy = await start(True, **server)
+    proxy = await start_on_redis(True, **server)
     conn = await connect(proxy)
     await _hold_out(proxy, relay, conn, request(CODES))
     with pytest.raises(TimeoutError):  # neither closed nor answered (408) meanwhile
@@ -336,9 +310,9 @@ async def test_a_read_outlasting_the_connection_clocks_is_still_answered(
 
 
 async def test_a_partial_head_held_behind_the_read_still_times_out(
-    start: Start, relay: StallRelay, connect: Connect
+    start_on_redis: RedisStart, relay: StallRelay, connect: Connect
 ) -> None:
-    proxy = await start(True, client_header_timeout=0.3)
+    proxy = await start_on_redis(True, client_header_timeout=0.3)
     conn = await connect(proxy)
     await _hold_out(proxy, relay, conn, request(CODES))
     await _send_reads(proxy, conn, [request(CHAT)[:25]])
@@ -359,7 +333,7 @@ async def _put_chat(proxy: Proxy, node: str) -> None:
 
 @LANE_OR_SLOW
 async def test_a_purge_answered_by_another_replica_while_the_read_is_out(
-    start: Start,
+    start_on_redis: RedisStart,
     relay: StallRelay,
     connect: Connect,
     start_proxy: ProxyFactory,
@@ -371,7 +345,7 @@ async def test_a_purge_answered_by_another_replica_while_the_read_is_out(
 ) -> None:
     """Redis read the entry before the purge: the answer may be what it read (the slow
     path's guarantee too), but nothing asked after the purge's answer is stale."""
-    proxy = await start(lane)
+    proxy = await start_on_redis(lane)
     store = {"backend": "redis", "redis_url": Secret(redis_url), "key_prefix": redis_prefix}
     other = await start_proxy(settings_for(sim.url, store=store), clock)  # direct to Redis
     conn = await connect(proxy)
@@ -387,11 +361,11 @@ async def test_a_purge_answered_by_another_replica_while_the_read_is_out(
 
 @LANE_OR_SLOW
 async def test_a_purge_on_the_same_proxy_answered_before_a_later_read(
-    start: Start, relay: StallRelay, connect: Connect, lane: bool
+    start_on_redis: RedisStart, relay: StallRelay, connect: Connect, lane: bool
 ) -> None:
     """The purge's INCR is held with the read's MGET; once its PUT is answered, a read
     asked behind the held one is never the purged entry."""
-    proxy = await start(lane)
+    proxy = await start_on_redis(lane)
     conn, writer = await connect(proxy), await connect(proxy)
     await _hold_out(proxy, relay, conn, request(CHAT))
     body = b"<ChatConfig><primaryNode>https://after.example.com:5280</primaryNode></ChatConfig>"
@@ -407,10 +381,10 @@ async def test_a_purge_on_the_same_proxy_answered_before_a_later_read(
 
 @LANE_OR_SLOW
 async def test_a_credential_refused_by_finesse_while_the_read_is_out_gets_no_hit(
-    start: Start, relay: StallRelay, connect: Connect, sim: Sim, lane: bool
+    start_on_redis: RedisStart, relay: StallRelay, connect: Connect, sim: Sim, lane: bool
 ) -> None:
     """Both paths ask whether the credential may have the entry once it is read."""
-    proxy = await start(lane)
+    proxy = await start_on_redis(lane)
     conn, other = await connect(proxy), await connect(proxy)
     await _hold_out(proxy, relay, conn, request(CODES))
     sim.sim.set_password("10001", "changed")
@@ -424,11 +398,11 @@ async def test_a_credential_refused_by_finesse_while_the_read_is_out_gets_no_hit
 
 @LANE_OR_SLOW
 async def test_the_cache_disabled_while_the_read_is_out_is_treated_as_the_slow_path(
-    start: Start, relay: StallRelay, connect: Connect, lane: bool
+    start_on_redis: RedisStart, relay: StallRelay, connect: Connect, lane: bool
 ) -> None:
     """Both paths took the settings as the request came: the read's answer is the hit;
     what is asked after the change is forwarded."""
-    proxy = await start(lane)
+    proxy = await start_on_redis(lane)
     conn = await connect(proxy)
     await _hold_out(proxy, relay, conn, request(CODES))
     live = proxy.app[services_key].live
@@ -458,9 +432,9 @@ async def _shut_down_with_a_read_out(
 
 @LANE_OR_SLOW
 async def test_a_hit_read_out_when_the_proxy_shuts_down_is_answered_then_closed(
-    start: Start, relay: StallRelay, connect: Connect, lane: bool
+    start_on_redis: RedisStart, relay: StallRelay, connect: Connect, lane: bool
 ) -> None:
-    proxy = await start(lane, shutdown_grace=3.0)
+    proxy = await start_on_redis(lane, shutdown_grace=3.0)
     conn, closing = await _shut_down_with_a_read_out(proxy, relay, connect, CODES)
     relay.resume()
     assert b"webproxy; hit" in await conn.answer()
@@ -477,9 +451,9 @@ async def test_a_hit_read_out_when_the_proxy_shuts_down_is_answered_then_closed(
     ids=["lane", "slow"],
 )
 async def test_a_miss_read_out_when_the_proxy_shuts_down_is_still_answered(
-    start: Start, relay: StallRelay, connect: Connect, lane: bool
+    start_on_redis: RedisStart, relay: StallRelay, connect: Connect, lane: bool
 ) -> None:
-    proxy = await start(lane, shutdown_grace=3.0)
+    proxy = await start_on_redis(lane, shutdown_grace=3.0)
     conn, closing = await _shut_down_with_a_read_out(proxy, relay, connect, MISS)
     relay.resume()
     answer = await conn.answer()
@@ -489,10 +463,10 @@ async def test_a_miss_read_out_when_the_proxy_shuts_down_is_still_answered(
 
 @LANE_OR_SLOW
 async def test_a_read_out_past_the_grace_is_closed_at_the_grace(
-    start: Start, relay: StallRelay, connect: Connect, lane: bool
+    start_on_redis: RedisStart, relay: StallRelay, connect: Connect, lane: bool
 ) -> None:
     grace = 0.4
-    proxy = await start(lane, shutdown_grace=grace)
+    proxy = await start_on_redis(lane, shutdown_grace=grace)
     loop = asyncio.get_running_loop()
     conn, closing = await _shut_down_with_a_read_out(proxy, relay, connect, CODES)
     began = loop.time()
@@ -507,11 +481,11 @@ async def test_a_read_out_past_the_grace_is_closed_at_the_grace(
 
 
 async def test_the_access_log_switched_on_while_the_read_is_out_sends_later_hits_slow(
-    start: Start, relay: StallRelay, connect: Connect
+    start_on_redis: RedisStart, relay: StallRelay, connect: Connect
 ) -> None:
     access = logging.getLogger("webproxy.access")
     saved = (access.level, access.disabled)
-    proxy = await start(True)
+    proxy = await start_on_redis(True)
     conn = await connect(proxy)
     try:
         await _hold_out(proxy, relay, conn, request(CODES))
