@@ -185,8 +185,8 @@ class FastLane:
         credential = authorization.decode("ascii")
         if parts.peek is not None:
             return self._serve(parts, scope, credential, fields, parts.peek(key, scope.counters))
-        if parts.get is None or not parts.identities.allows(credential, scope):
-            return None
+        if not parts.identities.allows(credential, scope):
+            return None  # (not worth a read: asked again once it is done)
         return self._read(parts, scope, key, credential, fields)
 
     async def _read(
@@ -194,7 +194,7 @@ class FastLane:
     ) -> bytes | None:
         """The answer once the store has read the entry; None on a failure of the store
         (the ordinary path meets it again and answers for it)."""
-        assert parts.get is not None
+        assert parts.get is not None  # (a store has `peek` or `get`: see `answer`)
         try:
             found = await parts.get(key, scope.counters)
         except Exception:  # StoreUnavailable, or anything: the ordinary path answers for it

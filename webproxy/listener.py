@@ -177,8 +177,7 @@ class ClientProtocol(RequestHandler):
         finally:
             self._reading = None
             held, self._held, self._held_bytes = self._held, [], 0
-        transport = self.transport
-        if transport is None:
+        if self.transport is None:
             return  # the connection is gone: nothing to answer
         if answer is not None:
             self._answered(answer)
