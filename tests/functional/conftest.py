@@ -8,8 +8,8 @@ import pytest
 from tests.conftest import AGENT, ManualClock, Proxy, ProxyFactory, Sim, settings_for
 from tests.functional.finesse import sign_in
 from tests.functional.rawhttp import CHAT, CODES, LANE, SLOW, RedisStart, Start
+from tests.functional.test_shared_redis import on_redis
 from tests.redisrelay import StallRelay
-from webproxy.config import Secret
 
 
 @pytest.fixture
@@ -50,12 +50,7 @@ def start_on_redis(
     store's timeout is long by default: a stalled read stays out until the test lets go."""
 
     async def start_one(lane: bool, *, store_timeout: float = 4.0, **server: object) -> Proxy:
-        store = {
-            "backend": "redis",
-            "redis_url": Secret(f"redis://127.0.0.1:{relay.port}/0"),
-            "key_prefix": redis_prefix,
-            "timeout": store_timeout,
-        }
+        store = on_redis(f"redis://127.0.0.1:{relay.port}/0", redis_prefix, timeout=store_timeout)
         settings = settings_for(sim.url, store=store, server={"fast_lane": lane, **server})
         proxy = await start_proxy(settings, clock)
         await sign_in(proxy, "10001")

@@ -19,7 +19,7 @@ from tests.functional.rawhttp import (
     request,
     without_date,
 )
-from webproxy.config import Secret
+from tests.functional.test_shared_redis import on_redis
 
 #: On here whatever WEBPROXY_SERVER_FAST_LANE says (it turns the lane off for other tests).
 LANE: dict[str, object] = {"fast_lane": True}
@@ -204,14 +204,7 @@ async def test_lane_hits_are_counted_when_the_metrics_are_read(
 async def test_redis_behind_the_local_tier_answers_in_the_lane(
     sim: Sim, start_proxy: ProxyFactory, connect: Connect, redis_url: str, redis_prefix: str
 ) -> None:
-    store = {
-        "backend": "redis",
-        "redis_url": Secret(redis_url),
-        "key_prefix": redis_prefix,
-        "timeout": 2.0,
-        "local_max_bytes": 1024 * 1024,
-        "local_ttl": 60.0,
-    }
+    store = on_redis(redis_url, redis_prefix, local_max_bytes=1 << 20, local_ttl=60.0)
     proxy = await start_proxy(settings_for(sim.url, store=store, server=LANE))
     await sign_in(proxy, "10001")
     for _ in range(2):  # the miss stores in Redis; a read through the tier keeps a copy

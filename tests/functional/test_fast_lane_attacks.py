@@ -37,6 +37,7 @@ from tests.functional.rawhttp import (
     status_of,
     without_date,
 )
+from tests.functional.test_shared_redis import on_redis
 from webproxy.appkeys import services_key
 from webproxy.listener import ClientProtocol
 from webproxy.logs import live_levels
@@ -269,16 +270,7 @@ async def test_nothing_stale_after_a_clear_or_a_purge(
 async def test_redis_with_the_local_tier_serves_nothing_stale_after_a_write(
     start_twin: Start, connect: Connect, redis_url: str, redis_prefix: str
 ) -> None:
-    from webproxy.config import Secret
-
-    store = {
-        "backend": "redis",
-        "redis_url": Secret(redis_url),
-        "key_prefix": redis_prefix,
-        "timeout": 2.0,
-        "local_max_bytes": 1 << 20,
-        "local_ttl": 60.0,
-    }
+    store = on_redis(redis_url, redis_prefix, local_max_bytes=1 << 20, local_ttl=60.0)
     proxy = await start_twin(LANE, store=store)
     await proxy.client.get(CHAT, headers=AGENT)  # a read through the tier keeps a copy
     conn = await connect(proxy)

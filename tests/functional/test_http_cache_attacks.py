@@ -22,6 +22,7 @@ from pytest_aiohttp import AiohttpServer
 from yarl import URL
 
 from tests.conftest import AGENT, ManualClock, Proxy, ProxyFactory, settings_for
+from tests.functional.test_shared_redis import on_redis
 from webproxy.settings import HttpCacheSettings
 
 SCRIPT = "/desktop/scripts/desktop.js"
@@ -441,16 +442,7 @@ async def test_a_cleared_entry_is_never_served_stale_on_error(store_rig: Rig) ->
 async def test_a_clear_through_the_local_tier_reaches_the_next_read(
     make_rig: RigFactory, redis_url: str, redis_prefix: str
 ) -> None:
-    from webproxy.config import Secret
-
-    store = {
-        "backend": "redis",
-        "redis_url": Secret(redis_url),
-        "key_prefix": redis_prefix,
-        "timeout": 2.0,
-        "local_max_bytes": 1 << 20,
-        "local_ttl": 60.0,
-    }
+    store = on_redis(redis_url, redis_prefix, local_max_bytes=1 << 20, local_ttl=60.0)
     rig = await make_rig(store=store)
     rig.origin.handler = serve(b"old", FRESH)
     await rig.get(SCRIPT)
