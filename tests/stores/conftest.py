@@ -8,6 +8,7 @@ import pytest
 from redis.asyncio import Redis
 
 from tests.conftest import ManualClock
+from tests.redisrelay import StallRelay
 from webproxy.stores.base import CacheStore
 from webproxy.stores.local import LocalTier
 from webproxy.stores.memory import MemoryStore
@@ -32,6 +33,14 @@ def value_length(key: str, value: bytes) -> int:
 async def redis_client(redis_url: str) -> AsyncIterator[Redis]:
     """A client of the store's kind, for tests that look at Redis directly."""
     client = make_redis_client(redis_url, timeout=STORE_TIMEOUT)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def relayed(relay: StallRelay) -> AsyncIterator[Redis]:
+    """A client of the store's kind through the stall relay (`tests.redisrelay`)."""
+    client = make_redis_client(f"redis://127.0.0.1:{relay.port}/0", timeout=STORE_TIMEOUT)
     yield client
     await client.aclose()
 

@@ -14,34 +14,18 @@ from redis.asyncio import Redis
 from tests.functional.finesse import eventually
 from tests.redisfixture import RedisServer
 from tests.redisrelay import StallRelay
+from tests.stores.conftest import STORE_TIMEOUT
 from webproxy.errors import StoreUnavailable
 from webproxy.stores.base import Found
 from webproxy.stores.batched_reads import BatchedReads
 from webproxy.stores.redis import RedisStore
 from webproxy.stores.redis_clients import make_redis_client
 
-STORE_TIMEOUT = 0.5
 GUARD = STORE_TIMEOUT * 4  # a read must fail well inside this, never hang
 TEAM = ("all", "teams", "team:5000")
 
 
 # --- batched reads: a real redis-server behind a relay that can stall or cut ------------
-
-
-@pytest.fixture
-async def direct(redis_url: str) -> AsyncIterator[Redis]:
-    """A client straight to Redis, beside the relay."""
-    client = make_redis_client(redis_url, timeout=STORE_TIMEOUT)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
-async def relayed(relay: StallRelay) -> AsyncIterator[Redis]:
-    """The store's kind of client, through the relay."""
-    client = make_redis_client(f"redis://127.0.0.1:{relay.port}/0", timeout=STORE_TIMEOUT)
-    yield client
-    await client.aclose()
 
 
 @pytest.fixture
@@ -232,10 +216,10 @@ async def test_close_right_after_a_read_was_asked_still_answers_it(
 
 
 @pytest.fixture
-async def limited(direct: Redis, redis_url: str, redis_prefix: str) -> AsyncIterator[Redis]:
+async def limited(redis_client: Redis, redis_url: str, redis_prefix: str) -> AsyncIterator[Redis]:
     """A client of a Redis user that may touch only keys under `redis_prefix`."""
     user, password = f"wptest-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
-    await direct.acl_setuser(
+    await redis_client.acl_setuser(
         user,
         enabled=True,
         passwords=[f"+{password}"],
@@ -247,7 +231,7 @@ async def limited(direct: Redis, redis_url: str, redis_prefix: str) -> AsyncIter
     client = make_redis_client(url, timeout=STORE_TIMEOUT)
     yield client
     await client.aclose()
-    await direct.acl_deluser(user)
+    await redis_client.acl_deluser(user)
 
 
 async def test_an_error_for_one_command_of_a_batch_goes_to_its_reader_alone(
@@ -275,13 +259,13 @@ async def test_an_error_for_one_command_of_a_batch_goes_to_its_reader_alone(
 
 
 async def test_one_turn_of_mixed_reads_gives_each_caller_its_own_reply(
-    relayed: Redis, direct: Redis, redis_prefix: str
+    relayed: Redis, redis_client: Redis, redis_prefix: str
 ) -> None:
     """Key lists of different lengths, repeated keys and absent ones, one caller
     cancelled before the batch leaves, a caller asking again from its reply."""
     names = [f"{redis_prefix}:k{i}" for i in range(8)]
     for i, name in enumerate(names[:6]):
-        await direct.set(name, f"v{i}".encode())
+        await redis_client.set(name, f"v{i}".encode())
     reads = BatchedReads(relayed)
     asked = [names[i : i + 1 + i % 4] for i in range(8)] + [[names[0]] * 3, [names[7]]]
     tasks = [asyncio.ensure_future(reads.mget(keys)) for keys in asked]

@@ -4,33 +4,24 @@ connection for many hits, each caller its own answer or its own error, never a h
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 from redis.asyncio import Redis
 
 from tests.redisfixture import RedisServer
 from tests.redisrelay import StallRelay
-from tests.stores.conftest import STORE_TIMEOUT, identity
+from tests.stores.conftest import identity
 from tests.stores.test_redis_store import GUARD, TEAM, put_fresh
 from webproxy.errors import StoreUnavailable
 from webproxy.stores.batched_reads import MAX_BATCH, BatchedReads
 from webproxy.stores.redis import RedisStore
-from webproxy.stores.redis_clients import make_redis_client
 
 READERS = 50
 
 
 @pytest.fixture
-async def client(relay: StallRelay) -> AsyncIterator[Redis]:
-    made = make_redis_client(f"redis://127.0.0.1:{relay.port}/0", timeout=STORE_TIMEOUT)
-    yield made
-    await made.aclose()
-
-
-@pytest.fixture
-def store(client: Redis, redis_prefix: str) -> RedisStore[bytes]:
-    return RedisStore(client, prefix=redis_prefix, encode=identity, decode=identity)
+def store(relayed: Redis, redis_prefix: str) -> RedisStore[bytes]:
+    return RedisStore(relayed, prefix=redis_prefix, encode=identity, decode=identity)
 
 
 async def test_many_hits_at_once_are_one_write_to_redis_and_each_gets_its_own_entry(
@@ -46,10 +37,10 @@ async def test_many_hits_at_once_are_one_write_to_redis_and_each_gets_its_own_en
 
 
 async def test_a_turn_busier_than_one_pipeline_is_sent_as_several(
-    client: Redis, redis_client: Redis, redis_prefix: str
+    relayed: Redis, redis_client: Redis, redis_prefix: str
 ) -> None:
     await redis_client.set(f"{redis_prefix}:k", b"v")
-    reads = BatchedReads(client)
+    reads = BatchedReads(relayed)
     replies = await asyncio.gather(
         *(
             reads.mget([f"{redis_prefix}:k", f"{redis_prefix}:none"])
@@ -60,10 +51,10 @@ async def test_a_turn_busier_than_one_pipeline_is_sent_as_several(
 
 
 async def test_a_cancelled_reader_leaves_the_others_their_answers(
-    client: Redis, redis_client: Redis, redis_prefix: str
+    relayed: Redis, redis_client: Redis, redis_prefix: str
 ) -> None:
     await redis_client.set(f"{redis_prefix}:k", b"v")
-    reads = BatchedReads(client)
+    reads = BatchedReads(relayed)
     tasks = [asyncio.ensure_future(reads.mget([f"{redis_prefix}:k"])) for _ in range(3)]
     await asyncio.sleep(0)  # (one turn: every task has asked; none is answered yet)
     tasks[1].cancel()
